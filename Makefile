@@ -1,0 +1,30 @@
+# Two commands do all the set-up: `make quickstart` and `make test` (each bootstraps .venv).
+VENV := .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= /tmp/eva_quickstart
+
+.PHONY: quickstart test lint format lock bench clean
+
+$(VENV)/.stamp: requirements.lock setup.py scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+
+quickstart: $(VENV)/.stamp
+	$(PY) -m eva_jax.main --config=configs/quickstart.py --workdir=$(WORKDIR)
+
+test: $(VENV)/.stamp lint
+	$(PY) -m pytest -q tests
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.stamp
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Refresh the pinned versions after editing setup.py's dependencies.
+lock:
+	uv pip compile setup.py --extra test --python-version 3.12 -o requirements.lock
+
+clean:
+	rm -rf $(VENV)

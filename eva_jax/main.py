@@ -1,0 +1,30 @@
+"""Entry point: `python -m eva_jax.main --config=configs/X.py --workdir=DIR [--config.a.b=v]`."""
+
+import sys
+
+from absl import app
+from absl import flags
+import jax
+from ml_collections import config_flags
+
+from eva_jax import config as config_lib
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, pools and metrics.")
+_MODE = flags.DEFINE_enum("mode", "check", ["check"], "check: the model check (see eva_jax/model_check.py).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  try:
+    cfg = config_lib.parse(_CONFIG.value, jax.device_count())
+  except config_lib.ConfigError as e:
+    sys.exit(f"eva_jax: invalid config: {e}")
+  from eva_jax import model_check  # Imported after validation: it pulls in the gemma library.
+
+  model_check.run(cfg, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

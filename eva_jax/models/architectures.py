@@ -1,0 +1,77 @@
+"""Named model architectures: the real Gemma 2 / Gemma 3 text models and tiny CPU ones.
+
+Each name maps to a `gm.nn.Transformer` (the gemma library's own module, never a copy) and the
+tokenizer kind it expects. The tiny models are Gemma-2-shaped (alternating local/global attention,
+attention and final-logit soft-caps, post-norms) so every code path of the real model runs in tests.
+"""
+
+from collections.abc import Callable
+import dataclasses
+
+from gemma import gm
+import jax.numpy as jnp
+
+from eva_jax.models import tokenizer as tokenizer_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+  """How to build one named model."""
+
+  make: Callable[[jnp.dtype], gm.nn.Transformer]  # param dtype -> module
+  tokenizer_kind: str  # one of tokenizer_lib.KINDS
+
+
+def _tiny_config(*, layers: int, width: int, heads: int, kv_heads: int, mlp: int):
+  local, glob = gm.nn.AttentionType.LOCAL_SLIDING, gm.nn.AttentionType.GLOBAL
+  return gm.nn.config.TransformerConfig(
+    num_embed=tokenizer_lib.EMBEDDED_VOCAB_SIZE,
+    embed_dim=width,
+    hidden_dim=mlp,
+    num_heads=heads,
+    head_dim=width // heads,
+    num_kv_heads=kv_heads,
+    final_logit_softcap=30.0,
+    attn_logits_soft_cap=50.0,
+    use_post_attn_norm=True,
+    use_post_ffw_norm=True,
+    attention_types=gm.nn.config.make_attention_layers_types((local, glob), num_layers=layers),
+    sliding_window_size=64,
+    transpose_gating_einsum=True,
+  )
+
+
+TINY_CONFIG = _tiny_config(layers=3, width=128, heads=4, kv_heads=2, mlp=512)
+SMALL_CONFIG = _tiny_config(layers=6, width=256, heads=8, kv_heads=4, mlp=1024)
+
+
+def _fixed(cls, **kwargs) -> Callable[[jnp.dtype], gm.nn.Transformer]:
+  return lambda dtype: cls(dtype=dtype, **kwargs)
+
+
+def _custom(config) -> Callable[[jnp.dtype], gm.nn.Transformer]:
+  return lambda dtype: gm.nn.Transformer(config=config, dtype=dtype)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+  "tiny": Architecture(_custom(TINY_CONFIG), "embedded"),
+  "small": Architecture(_custom(SMALL_CONFIG), "embedded"),
+  "gemma2_2b": Architecture(_fixed(gm.nn.Gemma2_2B), "gemma2"),
+  "gemma2_9b": Architecture(_fixed(gm.nn.Gemma2_9B), "gemma2"),
+  "gemma2_27b": Architecture(_fixed(gm.nn.Gemma2_27B), "gemma2"),
+  "gemma3_1b": Architecture(_fixed(gm.nn.Gemma3_1B), "gemma3"),
+  "gemma3_4b": Architecture(_fixed(gm.nn.Gemma3_4B, text_only=True), "gemma3"),
+  "gemma3_12b": Architecture(_fixed(gm.nn.Gemma3_12B, text_only=True), "gemma3"),
+  "gemma3_27b": Architecture(_fixed(gm.nn.Gemma3_27B, text_only=True), "gemma3"),
+}
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def build_model(name: str, param_dtype: str = "float32") -> gm.nn.Transformer:
+  """The gemma `Transformer` module for architecture `name` with params in `param_dtype`."""
+  if name not in ARCHITECTURES:
+    raise ValueError(f"unknown model {name!r}; known: {sorted(ARCHITECTURES)}")
+  if param_dtype not in DTYPES:
+    raise ValueError(f"unknown param dtype {param_dtype!r}; known: {sorted(DTYPES)}")
+  return ARCHITECTURES[name].make(DTYPES[param_dtype])

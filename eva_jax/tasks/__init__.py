@@ -1,0 +1,1 @@
+"""Embedded verifiable tasks: prompts, reference answers and corpora the project makes itself."""

@@ -1,0 +1,32 @@
+"""Install eva_jax: `pip install -e .[test]` (or `make test`, which uses the lock file)."""
+
+import setuptools
+
+setuptools.setup(
+  name="eva_jax",
+  version="0.1.0",
+  description="eva (Evolving Alignment via Asymmetric Self-Play) in JAX for Gemma models.",
+  packages=setuptools.find_packages(include=["eva_jax", "eva_jax.*"]),
+  package_data={"eva_jax": ["assets/*"]},
+  python_requires=">=3.12",
+  install_requires=[
+    "absl-py",
+    "etils[epath]",
+    "flax",
+    "gemma>=4",
+    "importlib_resources",  # TFDS imports it but does not declare it.
+    "jax",
+    "ml-collections",
+    "numpy",
+    "optax",
+    "orbax-checkpoint",
+    "sentencepiece<0.2.3",  # 0.2.3's generated proto needs protobuf 7; TF pins 6.
+    "tensorflow-datasets",
+    "tqdm",
+  ],
+  extras_require={
+    "test": ["pytest", "ruff"],
+    "tpu": ["jax[tpu]"],
+    "cuda": ["jax[cuda12]"],
+  },
+)
