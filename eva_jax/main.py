@@ -1,13 +1,18 @@
 """Entry point: `python -m eva_jax.main --config=configs/X.py --workdir=DIR [--config.a.b=v]`."""
 
+import os
 import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow (pulled in by gemma/TFDS) is chatty.
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 from ml_collections import config_flags
 
 from eva_jax import config as config_lib
+from eva_jax import model_check
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, pools and metrics.")
@@ -17,12 +22,12 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO.
   try:
     cfg = config_lib.parse(_CONFIG.value, jax.device_count())
   except config_lib.ConfigError as e:
     sys.exit(f"eva_jax: invalid config: {e}")
-  from eva_jax import model_check  # Imported after validation: it pulls in the gemma library.
-
   model_check.run(cfg, _WORKDIR.value)
 
 

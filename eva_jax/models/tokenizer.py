@@ -34,6 +34,8 @@ class EmbeddedSpecialTokens(enum.IntEnum):
   MASK = 4
   START_OF_TURN = 5  # <start_of_turn>
   END_OF_TURN = 6  # <end_of_turn>
+  # The gemma library's sampler stops on this id too; we have no tool turns, so alias EOS.
+  BEGIN_OF_TOOL_RESPONSE = 1
 
 
 @dataclasses.dataclass(frozen=True)

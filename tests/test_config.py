@@ -1,0 +1,67 @@
+import pytest
+
+from configs import quickstart
+from eva_jax import config as config_lib
+
+
+def test_quickstart_config_parses():
+  cfg = config_lib.parse(quickstart.get_config(), num_devices=8)
+  assert cfg.model.name == "tiny" and cfg.model.tokenizer_kind == "embedded"
+  assert cfg.mesh.shape == (8, 1, 1)
+
+
+def _with(**overrides):
+  config = quickstart.get_config()
+  config.unlock()
+  for field, value in overrides.items():
+    node = config
+    *parents, leaf = field.split("__")
+    for parent in parents:
+      node = node[parent]
+    node._fields[leaf] = value  # bypass ConfigDict's own type lock: configs can be written wrong too
+  return config
+
+
+@pytest.mark.parametrize(
+  "overrides,message",
+  [
+    ({"model__name": "gemma9"}, "config.model.name: 'gemma9' is not one of"),
+    ({"model__param_dtype": "float16"}, "config.model.param_dtype: 'float16' is not one of"),
+    ({"model__logprob_chunk": 0}, "config.model.logprob_chunk: 0 must be >= 1"),
+    ({"model__logprob_chunk": "8"}, "config.model.logprob_chunk: expected int"),
+    ({"seed": -1}, "config.seed: -1 must be >= 0"),
+    ({"seed": True}, "config.seed: expected int"),
+    ({"mesh__shape": {"data": 3, "fsdp": -1}}, "config.mesh.shape: mesh .* needs a multiple of 3 devices"),
+    ({"mesh__shape": {"data": 2}}, "config.mesh.shape: .*uses 2 devices; there are 8"),
+    ({"mesh__shape": {"data": "2"}}, "config.mesh.shape.data: expected int"),
+    ({"mesh__rules": (("vocab", "model"),)}, "config.mesh.rules: .*mesh axis 'model'"),
+    ({"check__num_problems": 0}, "config.check.num_problems: 0 must be in"),
+    ({"model__name": "gemma2_9b"}, "config.model.tokenizer: model 'gemma2_9b' needs the path"),
+    (
+      {"model__name": "gemma2_9b", "model__tokenizer": "/t.model"},
+      "config.model.checkpoint: model 'gemma2_9b'",
+    ),
+  ],
+)
+def test_errors_name_the_field(overrides, message):
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.parse(_with(**overrides), num_devices=8)
+
+
+def test_missing_field_is_named():
+  config = quickstart.get_config()
+  config.unlock()
+  del config.model["logprob_chunk"]
+  with pytest.raises(config_lib.ConfigError, match="config.model.logprob_chunk: missing"):
+    config_lib.parse(config, num_devices=1)
+
+
+def test_gemma2_9b_config_parses_once_paths_are_given():
+  from configs import gemma2_9b
+
+  config = gemma2_9b.get_config()
+  with pytest.raises(config_lib.ConfigError, match="config.model.tokenizer"):
+    config_lib.parse(config, num_devices=8)
+  config.model.tokenizer, config.model.checkpoint = "/t.model", "/ckpt"
+  cfg = config_lib.parse(config, num_devices=8)
+  assert cfg.model.tokenizer_kind == "gemma2" and cfg.mesh.shape == (1, 2, 4)
