@@ -21,7 +21,8 @@ if ! "$PY" -m uv --version >/dev/null 2>&1; then
   "$PY" -m pip install --quiet uv
 fi
 [ -x .venv/bin/python ] || "$PY" -m uv venv --quiet --python "$PY" .venv
-VIRTUAL_ENV=.venv "$PY" -m uv pip sync --quiet requirements.lock
-VIRTUAL_ENV=.venv "$PY" -m uv pip install --quiet --no-deps -e .
+# --python: `python -m uv` would otherwise target the interpreter it runs from.
+"$PY" -m uv pip sync --quiet --python .venv/bin/python requirements.lock
+"$PY" -m uv pip install --quiet --python .venv/bin/python --no-deps -e .
 touch .venv/.stamp
 echo "bootstrap: .venv ready ($(.venv/bin/python --version))" >&2
