@@ -1,0 +1,1 @@
+"""The jitted KV-cache sampler that shares the training mesh and params."""
