@@ -32,6 +32,7 @@ class DecodeSettings:
   top_p: float  # 1.0 = off
   stop_tokens: tuple[int, ...]  # ids that end a sequence (kept in the output)
   pad_id: int = 0
+  min_cache_length: int = 0  # S = max(P + T, this); > P + T only to compare with fixed-cache samplers
 
 
 def _unembed_last(model, params, hidden_BxLxD):
@@ -42,13 +43,14 @@ def generate(model: gm.nn.Transformer, params, prompt_BxP, prompt_mask_BxP, rng,
   """Samples continuations. Returns a dict of `[R, T]` tokens/logprobs and `[R]` lengths/stopped."""
   batch, prompt_cols = prompt_BxP.shape
   n, steps = settings.num_samples, settings.max_new_tokens
-  cache_len = prompt_cols + steps
+  cache_len = max(prompt_cols + steps, settings.min_cache_length)
+  spare = cache_len - prompt_cols  # empty cache columns after the prompt
   rows = batch * n
   dtype = jax.tree.leaves(params)[0].dtype
   cache = model.config.init_cache(batch_size=batch, dtype=dtype, cache_length=cache_len)
 
   # Prefill: causal attention over real prompt tokens; cache columns >= P are still empty.
-  prefill_mask = jnp.pad(logprobs.causal_attention_mask(prompt_mask_BxP), ((0, 0), (0, 0), (0, steps)))
+  prefill_mask = jnp.pad(logprobs.causal_attention_mask(prompt_mask_BxP), ((0, 0), (0, 0), (0, spare)))
   out = model.apply(
     {"params": params},
     prompt_BxP,
@@ -59,7 +61,7 @@ def generate(model: gm.nn.Transformer, params, prompt_BxP, prompt_mask_BxP, rng,
   )
   logits_RxV = jnp.repeat(_unembed_last(model, params, out.hidden_states), n, axis=0)
   cache = jax.tree.map(lambda x: jnp.repeat(x, n, axis=0), out.cache)
-  key_mask_RxS = jnp.repeat(jnp.pad(prompt_mask_BxP.astype(bool), ((0, 0), (0, steps))), n, axis=0)
+  key_mask_RxS = jnp.repeat(jnp.pad(prompt_mask_BxP.astype(bool), ((0, 0), (0, spare))), n, axis=0)
   next_position_R = jnp.repeat(prompt_mask_BxP.sum(axis=-1).astype(jnp.int32), n, axis=0)
   stop_ids = jnp.asarray(settings.stop_tokens, jnp.int32)
 

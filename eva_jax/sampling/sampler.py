@@ -30,6 +30,7 @@ class SamplingConfig:
   batch_size: int = 32  # prompts per device call
   max_cache_length: int = 4096  # prompt + response tokens a row may hold
   extra_stop_tokens: tuple[int, ...] = ()  # stop ids besides EOS and <end_of_turn>
+  min_cache_length: int = 0  # 0 = tight cache (prompt bucket + max_new_tokens); for benchmarks
 
   def validate(self) -> None:
     for name in ("num_samples", "max_new_tokens", "batch_size", "max_cache_length"):

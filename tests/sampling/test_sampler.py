@@ -169,3 +169,10 @@ def test_sharded_greedy_equals_one_device(tiny_model, tiny_params, tokenizer):
 def test_bad_input_is_refused_clearly(tiny_model, tiny_params, tokenizer, prompts, overrides, match):
   with pytest.raises(ValueError, match=match):
     _sample(tiny_model, tiny_params, tokenizer, dataclasses.replace(GREEDY, **overrides), prompts=prompts)
+
+
+def test_a_longer_fixed_cache_changes_nothing(tiny_model, tiny_params, tokenizer):
+  tight = _sample(tiny_model, tiny_params, tokenizer, GREEDY)
+  padded = _sample(tiny_model, tiny_params, tokenizer, dataclasses.replace(GREEDY, min_cache_length=128))
+  np.testing.assert_array_equal(tight.tokens, padded.tokens)
+  np.testing.assert_allclose(tight.logprobs, padded.logprobs, atol=1e-5)
