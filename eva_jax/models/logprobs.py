@@ -46,7 +46,7 @@ def hidden_states(model: gm.nn.Transformer, params, tokens_BxL, input_mask_BxL) 
   return out.hidden_states
 
 
-def _unembed(module: gm.nn.Transformer, x_BxCxD: jax.Array) -> jax.Array:
+def unembed(module: gm.nn.Transformer, x_BxCxD: jax.Array) -> jax.Array:
   """Logits exactly as `Transformer.__call__` computes them (tied embedding, optional soft-cap)."""
   logits = module.embedder.decode(x_BxCxD)
   cap = module.config.final_logit_softcap
@@ -91,7 +91,7 @@ def token_logprobs(
 
   @jax.checkpoint  # Recompute a chunk's logits in the backward pass instead of storing them.
   def chunk_logprobs(x_BxCxD, targets_BxC):
-    logits_BxCxV = model.apply({"params": params}, x_BxCxD, method=_unembed).astype(jnp.float32)
+    logits_BxCxV = model.apply({"params": params}, x_BxCxD, method=unembed).astype(jnp.float32)
     target_logits = jnp.take_along_axis(logits_BxCxV, targets_BxC[..., None], axis=-1)[..., 0]
     return target_logits - jax.nn.logsumexp(logits_BxCxV, axis=-1)
 

@@ -36,7 +36,7 @@ class DecodeSettings:
 
 
 def _unembed_last(model, params, hidden_BxLxD):
-  return model.apply({"params": params}, hidden_BxLxD[:, -1:], method=logprobs._unembed)[:, 0]
+  return model.apply({"params": params}, hidden_BxLxD[:, -1:], method=logprobs.unembed)[:, 0]
 
 
 def generate(model: gm.nn.Transformer, params, prompt_BxP, prompt_mask_BxP, rng, settings: DecodeSettings):
