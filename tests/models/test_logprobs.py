@@ -64,17 +64,17 @@ def test_score_start_skips_columns_and_keeps_the_rest(tiny_model, tiny_params):
     logprobs.token_logprobs(tiny_model, tiny_params, tokens, mask, score_start=0)
 
 
+def _score(model, params, batch: batching.TokenBatch):
+  """`sequence_logprobs` of a `TokenBatch`, scoring from its first response column."""
+  return logprobs.sequence_logprobs(
+    model, params, batch.tokens, batch.input_mask, batch.response_mask, score_start=batch.score_start
+  )
+
+
 def test_sequence_logprob_does_not_depend_on_padding_side(tiny_model, tiny_params, tokenizer):
   prompts, responses = ["Add 12 and 7.", "What is 100 + 250?"], ["Reversed sum: 91", "Reversed sum: 053"]
   batch = batching.make_batch(tokenizer, prompts, responses)
-  left = logprobs.sequence_logprobs(
-    tiny_model,
-    tiny_params,
-    batch.tokens,
-    batch.input_mask,
-    batch.response_mask,
-    score_start=batch.score_start,
-  )[0]
+  left = _score(tiny_model, tiny_params, batch)[0]
   # The same rows packed to the right with extra left columns: a different layout, same content.
   shift = 5
   right_tokens = np.pad(batch.tokens, ((0, 0), (shift, 0)))
@@ -85,27 +85,13 @@ def test_sequence_logprob_does_not_depend_on_padding_side(tiny_model, tiny_param
   # And each row scored alone equals its score in the batch.
   for row, (p, r) in enumerate(zip(prompts, responses)):
     alone = batching.make_batch(tokenizer, [p], [r], length_multiple=1)
-    seq = logprobs.sequence_logprobs(
-      tiny_model,
-      tiny_params,
-      alone.tokens,
-      alone.input_mask,
-      alone.response_mask,
-      score_start=alone.score_start,
-    )[0]
+    seq = _score(tiny_model, tiny_params, alone)[0]
     np.testing.assert_allclose(float(seq[0]), float(left[row]), rtol=1e-5)
 
 
 def test_sequence_logprob_sums_only_response_tokens(tiny_model, tiny_params, tokenizer):
   batch = batching.make_batch(tokenizer, ["Add 3 and 4."], ["Reversed sum: 7"])
-  total, per_token = logprobs.sequence_logprobs(
-    tiny_model,
-    tiny_params,
-    batch.tokens,
-    batch.input_mask,
-    batch.response_mask,
-    score_start=batch.score_start,
-  )
+  total, per_token = _score(tiny_model, tiny_params, batch)
   ref = _direct_token_logprobs(
     tiny_model, tiny_params, jnp.asarray(batch.tokens), jnp.asarray(batch.input_mask)
   )
