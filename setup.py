@@ -11,13 +11,16 @@ setuptools.setup(
   python_requires=">=3.12",
   install_requires=[
     "absl-py",
+    "clu",  # metric writers (TensorBoard summaries, logs)
     "etils[epath]",
     "flax",
     "gemma>=4",
+    "httpx",  # remote reward server client
     "importlib_resources",  # TFDS imports it but does not declare it.
     "jax",
     "ml-collections",
     "numpy",
+    "openai",  # OpenAI-compatible chat endpoints for the LLM evolver
     "optax",
     "orbax-checkpoint",
     "sentencepiece<0.2.3",  # 0.2.3's generated proto needs protobuf 7; TF pins 6.

@@ -2,12 +2,14 @@
 
 `parse(config_dict, num_devices)` checks every field at start-up and returns frozen dataclasses for
 the library; a bad value raises `ConfigError` whose message names the field and what is allowed,
-e.g. `config.model.name: 'gemma9' is not one of ['gemma2_2b', ...]`.
+e.g. `config.model.name: 'gemma9' is not one of ['gemma2_2b', ...]`. The field validators (`get`,
+`choice`, `integer`, `number`, `flag`, `wrap`) are public so each package parses its own section.
 """
 
 from collections.abc import Callable
 from collections.abc import Sequence
 import dataclasses
+import math
 from typing import Any
 
 import ml_collections
@@ -53,7 +55,8 @@ class RunConfig:
   check: CheckConfig
 
 
-def _get(config: ml_collections.ConfigDict, field: str, kind: type | tuple[type, ...]) -> Any:
+def get(config: ml_collections.ConfigDict, field: str, kind: type | tuple[type, ...]) -> Any:
+  """The value at dotted `field` (e.g. "solver.beta"), checked to be of `kind`."""
   node: Any = config
   for part in field.split("."):
     if part not in node:
@@ -65,22 +68,36 @@ def _get(config: ml_collections.ConfigDict, field: str, kind: type | tuple[type,
   return node
 
 
-def _choice(config, field: str, allowed: Sequence[str]) -> str:
-  value = _get(config, field, str)
+def choice(config, field: str, allowed: Sequence[str]) -> str:
+  value = get(config, field, str)
   if value not in allowed:
     raise ConfigError(f"config.{field}: {value!r} is not one of {sorted(allowed)}")
   return value
 
 
-def _int(config, field: str, *, low: int, high: int | None = None) -> int:
-  value = _get(config, field, int)
+def integer(config, field: str, *, low: int, high: int | None = None) -> int:
+  value = get(config, field, int)
   if value < low or (high is not None and value > high):
     bound = f">= {low}" if high is None else f"in [{low}, {high}]"
     raise ConfigError(f"config.{field}: {value} must be {bound}")
   return value
 
 
-def _wrap(field: str, fn: Callable[[], Any]) -> Any:
+def number(config, field: str, *, low: float | None = None, high: float | None = None) -> float:
+  """A finite float (ints accepted) in [low, high]; either bound may be None (unbounded)."""
+  value = get(config, field, (int, float))
+  if isinstance(value, bool) or not math.isfinite(value):
+    raise ConfigError(f"config.{field}: expected a finite number, got {value!r}")
+  if (low is not None and value < low) or (high is not None and value > high):
+    raise ConfigError(f"config.{field}: {value} must be in [{low}, {high}]")
+  return float(value)
+
+
+def flag(config, field: str) -> bool:
+  return get(config, field, bool)
+
+
+def wrap(field: str, fn: Callable[[], Any]) -> Any:
   """Runs a library validator and re-raises its ValueError under the field's name."""
   try:
     return fn()
@@ -90,30 +107,30 @@ def _wrap(field: str, fn: Callable[[], Any]) -> Any:
 
 def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
   """Validates `config` for a run on `num_devices` devices and returns the typed `RunConfig`."""
-  name = _choice(config, "model.name", list(architectures.ARCHITECTURES))
+  name = choice(config, "model.name", list(architectures.ARCHITECTURES))
   model = ModelConfig(
     name=name,
-    param_dtype=_choice(config, "model.param_dtype", list(architectures.DTYPES)),
-    checkpoint=_get(config, "model.checkpoint", str),
-    tokenizer=_get(config, "model.tokenizer", str),
-    logprob_chunk=_int(config, "model.logprob_chunk", low=1),
+    param_dtype=choice(config, "model.param_dtype", list(architectures.DTYPES)),
+    checkpoint=get(config, "model.checkpoint", str),
+    tokenizer=get(config, "model.tokenizer", str),
+    logprob_chunk=integer(config, "model.logprob_chunk", low=1),
   )
   if model.tokenizer_kind != "embedded" and not model.tokenizer:
     raise ConfigError(f"config.model.tokenizer: model {name!r} needs the path of its Gemma tokenizer .model")
   if model.tokenizer_kind != "embedded" and not model.checkpoint:
     raise ConfigError(f"config.model.checkpoint: model {name!r} needs the path of its Gemma checkpoint")
 
-  shape = _get(config, "mesh.shape", (dict, ml_collections.ConfigDict))
+  shape = get(config, "mesh.shape", (dict, ml_collections.ConfigDict))
   for axis in dict(shape):
-    _get(config, f"mesh.shape.{axis}", int)
-  rules = tuple(tuple(rule) for rule in _get(config, "mesh.rules", (tuple, list)))
+    get(config, f"mesh.shape.{axis}", int)
+  rules = tuple(tuple(rule) for rule in get(config, "mesh.rules", (tuple, list)))
   mesh = MeshConfig(
-    shape=_wrap("mesh.shape", lambda: mesh_lib.resolve_mesh_shape(dict(shape), num_devices)),
-    rules=_wrap("mesh.rules", lambda: partition.validate_rules(rules) or rules),
+    shape=wrap("mesh.shape", lambda: mesh_lib.resolve_mesh_shape(dict(shape), num_devices)),
+    rules=wrap("mesh.rules", lambda: partition.validate_rules(rules) or rules),
   )
   return RunConfig(
-    seed=_int(config, "seed", low=0),
+    seed=integer(config, "seed", low=0),
     model=model,
     mesh=mesh,
-    check=CheckConfig(num_problems=_int(config, "check.num_problems", low=1, high=4096)),
+    check=CheckConfig(num_problems=integer(config, "check.num_problems", low=1, high=4096)),
   )
