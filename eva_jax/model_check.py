@@ -25,7 +25,7 @@ from eva_jax.tasks import addition
 
 
 def _wrong_answer(problem: addition.Problem) -> str:
-  return addition.Problem(problem.a, problem.b + 1, problem.template).answer
+  return addition.Problem((*problem.operands[:-1], problem.operands[-1] + 1), problem.template).answer
 
 
 def run(cfg: config_lib.RunConfig, workdir: epath.PathLike) -> dict:

@@ -1,1 +1,66 @@
-"""Embedded verifiable tasks: prompts, reference answers and corpora the project makes itself."""
+"""Embedded verifiable tasks: the registry the reward, creator and loop code look tasks up in.
+
+A `Task` bundles what the rest of eva needs from a programmatic domain, all on prompt text (the
+pool stores text): a graded reward, the reference answer (for SFT warm starts and exact match), a
+difficulty label (for per-bucket reports), evolution operators (for the task evolver), and seed and
+held-out prompt sets. Look one up with `get_task(name)`.
+"""
+
+from collections.abc import Callable
+import dataclasses
+
+import numpy as np
+
+from eva_jax.tasks import addition
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """A verifiable domain. Every function takes prompt text; None means "not a prompt of this task"."""
+
+  name: str
+  reward: Callable[[str, str], float]  # (prompt, response) -> graded reward in [0, 1]
+  reference: Callable[[str], str | None]  # prompt -> the exact reference response
+  difficulty: Callable[[str], str | None]  # prompt -> bucket label, e.g. "3+2"
+  evolve: Callable[[str, str, np.random.Generator], str | None]  # (prompt, method, rng) -> child
+  in_depth_methods: tuple[str, ...]  # evolve methods that change difficulty
+  in_breadth_methods: tuple[str, ...]  # evolve methods that keep it
+  seed_prompts: Callable[[int, int], list[str]]  # (num, seed) -> easy, distinct prompts
+  eval_prompts: Callable[[int], list[str]]  # per_bucket -> fixed held-out prompts, easy to hard
+
+
+def _lift(fn: Callable[[addition.Problem], object]) -> Callable[[str], object]:
+  def on_text(prompt: str):
+    problem = addition.parse_prompt(prompt)
+    return None if problem is None else fn(problem)
+
+  return on_text
+
+
+def _addition_evolve(prompt: str, method: str, rng: np.random.Generator) -> str | None:
+  if method not in addition.METHODS:
+    raise ValueError(f"unknown addition evolution method {method!r}; expected one of {addition.METHODS}")
+  problem = addition.parse_prompt(prompt)
+  child = None if problem is None else addition.evolve(problem, method, rng)
+  return None if child is None else child.prompt
+
+
+ADDITION = Task(
+  name="addition",
+  reward=addition.reward,
+  reference=_lift(lambda p: p.answer),
+  difficulty=_lift(lambda p: p.difficulty),
+  evolve=_addition_evolve,
+  in_depth_methods=addition.IN_DEPTH,
+  in_breadth_methods=addition.IN_BREADTH,
+  seed_prompts=lambda num, seed: [p.prompt for p in addition.seed_problems(num, seed)],
+  eval_prompts=lambda per_bucket: [p.prompt for p in addition.eval_problems(per_bucket)],
+)
+
+TASKS = {task.name: task for task in (ADDITION,)}
+
+
+def get_task(name: str) -> Task:
+  if name not in TASKS:
+    raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
+  return TASKS[name]

@@ -1,0 +1,75 @@
+"""The embedded task: phrasing round trips, graded reward, evolution operators, registry."""
+
+import numpy as np
+import pytest
+
+from eva_jax import tasks
+from eva_jax.tasks import addition
+
+
+@pytest.mark.parametrize("template", range(len(addition.PROMPT_TEMPLATES)))
+@pytest.mark.parametrize("operands", [(3, 45), (120, 7, 999), (0, 0, 1, 12345678)])
+def test_prompt_parses_back(template, operands):
+  problem = addition.Problem(operands, template)
+  assert addition.parse_prompt(problem.prompt) == problem
+
+
+def test_two_operand_phrasing_is_the_classic_one():
+  # The embedded tokenizer was trained on these strings; they must not drift.
+  assert addition.Problem((560, 34), 2).prompt == "Compute 560+34."
+  assert addition.Problem((5, 17), 4).prompt == "I have 5 coins and find 17 more. How many coins do I have?"
+  assert addition.Problem((12, 34, 5), 1).prompt == "Add 12, 34 and 5."
+
+
+@pytest.mark.parametrize(
+  "text", ["", "What is 3?", "What is 3 + x?", "Compute 1+2. Then 3.", "What is {plus}?"]
+)
+def test_non_task_prompts_do_not_parse(text):
+  assert addition.parse_prompt(text) is None
+  assert addition.reward(text, "Reversed sum: 3") == 0.0
+
+
+def test_graded_reward():
+  p = addition.Problem((57, 68))  # 125 -> "521"
+  assert p.answer == "Reversed sum: 521"
+  assert addition.grade(p, "Reversed sum: 521") == 1.0
+  assert addition.grade(p, "  Reversed sum: 521 \n") == 1.0
+  assert addition.grade(p, "Reversed sum: 421") == pytest.approx(0.8 * 2 / 3)
+  assert addition.grade(p, "Reversed sum: 5210") == pytest.approx(0.8 * 3 / 4)
+  assert addition.grade(p, "Reversed sum: 52") == pytest.approx(0.8 * 2 / 3)
+  assert addition.grade(p, "Reversed sum: 999") == 0.0
+  for malformed in ["521", "Reversed sum: ", "Reversed sum: 5x1", "Reversed sum: ５２１", "sum: 521"]:
+    assert addition.grade(p, malformed) == 0.0
+
+
+def test_evolution_operators_change_difficulty_as_named():
+  rng = np.random.default_rng(0)
+  p = addition.Problem((57, 8), 3)
+  assert addition.evolve(p, "add_digit", rng).difficulty in ("3+1", "2+2")
+  assert addition.evolve(p, "add_operand", rng).difficulty == "2+1+1"
+  assert addition.evolve(p, "remove_digit", rng).difficulty == "1+1"
+  same = addition.evolve(p, "resample", rng)
+  assert same.difficulty == p.difficulty and same.template == p.template
+  other = addition.evolve(p, "rephrase", rng)
+  assert other.operands == p.operands and other.template != p.template
+  assert addition.evolve(addition.Problem((1, 2)), "remove_digit", rng) is None
+  assert addition.evolve(addition.Problem((1,) * addition.MAX_OPERANDS), "add_operand", rng) is None
+  with pytest.raises(ValueError, match="unknown addition evolution method 'deepen'"):
+    addition.evolve(p, "deepen", rng)
+
+
+def test_registry_task_works_on_text():
+  task = tasks.get_task("addition")
+  seeds = task.seed_prompts(50, 0)
+  assert len(set(seeds)) == 50 and seeds == task.seed_prompts(50, 0)
+  assert all(task.difficulty(s) in ("1+1", "2+1", "2+2") for s in seeds)
+  for s in seeds[:5]:
+    assert task.reward(s, task.reference(s)) == 1.0
+  child = task.evolve(seeds[0], "add_operand", np.random.default_rng(1))
+  assert task.difficulty(child).count("+") == 2
+  assert task.evolve("not a sum", "add_digit", np.random.default_rng(1)) is None
+  held_out = task.eval_prompts(3)
+  assert len(held_out) == 3 * len(addition.EVAL_BUCKETS)
+  assert {task.difficulty(p) for p in held_out} == {"+".join(map(str, b)) for b in addition.EVAL_BUCKETS}
+  with pytest.raises(ValueError, match="unknown task 'chess'"):
+    tasks.get_task("chess")
