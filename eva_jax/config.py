@@ -17,6 +17,7 @@ import ml_collections
 from eva_jax.models import architectures
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
+from eva_jax.solver import config as solver_config  # its parse() calls back into the validators below
 
 
 class ConfigError(ValueError):
@@ -53,6 +54,7 @@ class RunConfig:
   model: ModelConfig
   mesh: MeshConfig
   check: CheckConfig
+  solver: solver_config.SolverConfig
 
 
 def get(config: ml_collections.ConfigDict, field: str, kind: type | tuple[type, ...]) -> Any:
@@ -133,4 +135,5 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
     model=model,
     mesh=mesh,
     check=CheckConfig(num_problems=integer(config, "check.num_problems", low=1, high=4096)),
+    solver=solver_config.parse(config),
   )

@@ -72,9 +72,25 @@ def make_batch(
     if max_response_len is not None and len(ids) > max_response_len:
       raise ValueError(f"response {i} has {len(ids)} tokens; the limit is {max_response_len}")
     response_ids.append(ids)
+  return layout(prompt_ids, response_ids, length_multiple=length_multiple, row_multiple=row_multiple)
+
+
+def layout(
+  prompt_ids: Sequence[Sequence[int]],
+  response_ids: Sequence[Sequence[int]],
+  *,
+  length_multiple: int = 8,
+  row_multiple: int = 1,
+) -> TokenBatch:
+  """Places already-encoded prompts (left-padded) and responses (right-padded) in one `TokenBatch`.
+
+  Use it for sampled responses: their token ids are scored as sampled, not re-tokenized.
+  """
+  if len(prompt_ids) != len(response_ids) or not prompt_ids:
+    raise ValueError(f"need equal, non-zero numbers of prompts and responses, got {len(prompt_ids)}, {len(response_ids)}")
   prompt_cols = _round_up(max(map(len, prompt_ids)), length_multiple)
   response_cols = _round_up(max(map(len, response_ids)), length_multiple)
-  rows = _round_up(len(prompts), row_multiple)
+  rows = _round_up(len(prompt_ids), row_multiple)
   tokens = np.zeros((rows, prompt_cols + response_cols), np.int32)
   input_mask = np.zeros(tokens.shape, bool)
   response_mask = np.zeros(tokens.shape, bool)
@@ -83,4 +99,4 @@ def make_batch(
     tokens[row, prompt_cols : prompt_cols + len(r)] = r
     input_mask[row, prompt_cols - len(p) : prompt_cols + len(r)] = True
     response_mask[row, prompt_cols : prompt_cols + len(r)] = True
-  return TokenBatch(tokens, input_mask, response_mask, prompt_cols, len(prompts))
+  return TokenBatch(tokens, input_mask, response_mask, prompt_cols, len(prompt_ids))
