@@ -15,15 +15,14 @@ import argparse
 import functools
 import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from gemma import gm  # noqa: E402
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench import common  # noqa: E402
 from eva_jax.models import architectures  # noqa: E402
 from eva_jax.models import chat_template  # noqa: E402
 from eva_jax.models import params as params_lib  # noqa: E402
@@ -33,22 +32,6 @@ from eva_jax.sampling import sampler  # noqa: E402
 from eva_jax.tasks import addition  # noqa: E402
 
 CACHE, NEW_TOKENS = 256, 64
-
-
-def _timed(fn, repeats):
-  fn()  # warm-up: compile
-  start = time.perf_counter()
-  for _ in range(repeats):
-    fn()
-  return (time.perf_counter() - start) / repeats
-
-
-def matmul_peak_gflops(size: int = 2048) -> float:
-  """This machine's float32 matmul rate (the MFU yardstick), measured now."""
-  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-  matmul = jax.jit(lambda x: x @ x)
-  seconds = _timed(lambda: matmul(a).block_until_ready(), 3)
-  return 2 * size**3 / seconds / 1e9
 
 
 def decode_flops_per_token(config, cache_len: int) -> float:
@@ -100,7 +83,7 @@ def main():
       texts = [chat_template.format_prompt(p) for p in prompts[:batch] for _ in range(n)]
       gemma = functools.partial(_run_gemma, theirs, texts)
       generated = batch * n * NEW_TOKENS
-      ours_s, gemma_s = _timed(ours, repeats), _timed(gemma, repeats)
+      ours_s, gemma_s = common.timed(ours, repeats), common.timed(gemma, repeats)
       # Ours is credited only with the decode steps it ran (<= NEW_TOKENS), never more.
       row = dict(
         n=n, prompts=batch, ours_tok_s=batch * n * min(steps) / ours_s, gemma_tok_s=generated / gemma_s
@@ -112,7 +95,7 @@ def main():
       )
   largest = [r for r in rows if r["n"] == 6 and r["prompts"] == max(batches)][0]
   largest_n1 = [r for r in rows if r["n"] == 1 and r["prompts"] == max(batches)][0]
-  peak = matmul_peak_gflops()
+  peak = common.matmul_peak_gflops()
   flops = decode_flops_per_token(model.config, CACHE)
   mfu = largest["ours_tok_s"] * flops / 1e9 / peak
   print(

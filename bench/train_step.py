@@ -1,0 +1,119 @@
+"""Train-step throughput: DPO and RLOO steps on the `small` model, against this machine's matmul peak.
+
+    .venv/bin/python -m bench.train_step [--quick]
+
+Model: `small` (6 layers, width 256, vocab 512). DPO: 8 pairs of 64 prompt + 64 response tokens
+per step (2,048 tokens; the shape the PyTorch/TRL and tunix figures in the issue were measured
+on), reference log-probs precomputed. RLOO: 8 prompts x k=4 samples of 64 + 64 tokens (4,096
+tokens), policy forward + backward and the in-step reference forward. Tokens/s counts every token
+of the batch over wall time, after a warm-up step. Model FLOPs: 6 x params x tokens for a forward +
+backward (RLOO adds 2 x params x tokens for the reference forward), attention not counted; MFU is
+that rate over the `jnp.dot` peak of 2048^3 matrices measured in the same run, per dtype. The last
+line is JSON.
+"""
+
+import argparse
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench import common  # noqa: E402
+from eva_jax.models import architectures  # noqa: E402
+from eva_jax.models import batching  # noqa: E402
+from eva_jax.models import params as params_lib  # noqa: E402
+from eva_jax.parallel import mesh as mesh_lib  # noqa: E402
+from eva_jax.solver import losses  # noqa: E402
+from eva_jax.solver import optim  # noqa: E402
+from eva_jax.solver import rloo  # noqa: E402
+from eva_jax.solver import steps  # noqa: E402
+from eva_jax.solver import train_state  # noqa: E402
+
+PROMPT, RESPONSE, PAIRS, K = 64, 64, 8, 4
+
+
+def _token_batch(rng, rows: int) -> batching.TokenBatch:
+  ids = lambda n: rng.integers(7, 512, size=n).tolist()
+  return batching.layout([ids(PROMPT) for _ in range(rows)], [ids(RESPONSE) for _ in range(rows)])
+
+
+def _pair_batch(rng) -> steps.PairBatch:
+  tb = _token_batch(rng, 2 * PAIRS)
+  pair = lambda x: np.stack([x[:PAIRS], x[PAIRS:]], axis=1)
+  return steps.PairBatch(
+    pair(tb.tokens),
+    pair(tb.input_mask),
+    pair(tb.response_mask),
+    rng.normal(-300, 5, (PAIRS, 2)).astype(np.float32),
+    np.ones(PAIRS, bool),
+    score_start=tb.score_start,
+  )
+
+
+def _state_and_settings(model, mesh, *, with_ref: bool):
+  psh = params_lib.shardings_for(model, mesh)
+  params = params_lib.init_params(model, jax.random.key(0), psh)
+  optimizer = optim.make_optimizer(optim.OptimizerConfig(learning_rate=1e-5), 1000)
+  shardings = train_state.state_shardings(optimizer, psh, mesh, with_ref=with_ref)
+  state = train_state.create_train_state(
+    params, optimizer, shardings, ref_params=params if with_ref else None
+  )
+  return state, steps.StepSettings(model, optimizer, shardings, mesh)
+
+
+def _tok_s(step, state, batch, tokens: int, repeats: int) -> float:
+  holder = [state]
+
+  def run():
+    holder[0], metrics = step(holder[0], batch, jax.random.key(0))
+    jax.block_until_ready(metrics)
+
+  return tokens / common.timed(run, repeats)
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--quick", action="store_true", help="fewer timed steps, float32 only")
+  args = parser.parse_args()
+  repeats = 2 if args.quick else 10
+  mesh = mesh_lib.make_mesh({"data": 1}, devices=jax.devices()[:1])
+  rng = np.random.default_rng(0)
+  pairs = _pair_batch(rng)
+  tb = _token_batch(rng, PAIRS * K)
+  rloo_batch = steps.sequence_batch(tb, rewards=rng.uniform(0, 1, PAIRS * K))
+  figures = {}
+  for dtype in ("float32",) if args.quick else ("float32", "bfloat16"):
+    model = architectures.build_model("small", dtype)
+    num_params = sum(x.size for x in jax.tree.leaves(params_lib.abstract_params(model)))
+    peak = common.matmul_peak_gflops(dtype=jnp.dtype(dtype))
+    suffix = "f32" if dtype == "float32" else "bf16"
+    figures[f"matmul_peak_{suffix}_gflops"] = peak
+
+    state, settings = _state_and_settings(model, mesh, with_ref=False)
+    dpo = steps.make_preference_step(settings, "dpo", losses.PreferenceHParams())
+    dpo_tokens = 2 * PAIRS * (PROMPT + RESPONSE)
+    dpo_tok_s = _tok_s(dpo, state, pairs, dpo_tokens, repeats)
+    state, settings = _state_and_settings(model, mesh, with_ref=True)
+    step = steps.make_rloo_step(settings, rloo.RlooHParams(k=K))
+    rloo_tokens = PAIRS * K * (PROMPT + RESPONSE)
+    rloo_tok_s = _tok_s(step, state, rloo_batch, rloo_tokens, repeats)
+
+    prefix = "" if dtype == "float32" else "bf16_"
+    figures[f"{prefix}dpo_tok_s"] = dpo_tok_s
+    figures[f"dpo_mfu_{suffix}"] = 6 * num_params * dpo_tok_s / 1e9 / peak
+    figures[f"{prefix}rloo_tok_s"] = rloo_tok_s
+    figures[f"rloo_mfu_{suffix}"] = 8 * num_params * rloo_tok_s / 1e9 / peak
+    print(
+      f"{dtype:9s} {num_params / 1e6:.2f}M params  matmul peak {peak:6.0f} GFLOP/s  "
+      f"DPO {dpo_tok_s:7.0f} tok/s (MFU {100 * figures[f'dpo_mfu_{suffix}']:.1f}%)  "
+      f"RLOO {rloo_tok_s:7.0f} tok/s (MFU {100 * figures[f'rloo_mfu_{suffix}']:.1f}%)"
+    )
+  print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+  main()
