@@ -1,0 +1,1 @@
+"""The eva loop: offline and online rounds, preference pairs, run state, metrics."""

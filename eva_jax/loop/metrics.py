@@ -1,0 +1,85 @@
+"""Run metrics: TensorBoard event files (clu metric writers) plus a JSONL file notebooks read back.
+
+Only process 0 writes; other processes get a writer that drops everything, so callers never branch
+on the process index. Each JSONL line is `{"step": int, "kind": "scalars" | "histogram", ...}`.
+"""
+
+from collections.abc import Mapping
+import json
+import math
+
+from clu import metric_writers
+from etils import epath
+import jax
+import numpy as np
+
+JSONL_NAME = "metrics.jsonl"
+
+
+class MetricsWriter:
+  """Writes scalars and histograms to TensorBoard and `<workdir>/metrics.jsonl`."""
+
+  def __init__(self, workdir: epath.PathLike, *, enabled: bool | None = None):
+    self.enabled = jax.process_index() == 0 if enabled is None else enabled
+    self.path = epath.Path(workdir) / JSONL_NAME
+    self._tb = None
+    if self.enabled:
+      self.path.parent.mkdir(parents=True, exist_ok=True)
+      self._tb = metric_writers.create_default_writer(
+        str(epath.Path(workdir) / "tensorboard"), asynchronous=False
+      )
+
+  def _append(self, record: dict) -> None:
+    with self.path.open("a") as f:
+      f.write(json.dumps(record) + "\n")
+
+  def scalars(self, step: int, values: Mapping[str, float]) -> None:
+    """Scalars at `step`; non-finite values are written as null in JSONL (never break the file)."""
+    if not self.enabled:
+      return
+    clean = {k: float(np.asarray(v)) for k, v in values.items()}
+    self._tb.write_scalars(step, clean)
+    self._append(
+      {"step": int(step), "kind": "scalars", **{k: v if math.isfinite(v) else None for k, v in clean.items()}}
+    )
+
+  def histogram(self, step: int, name: str, values, bins: int = 20) -> None:
+    """A histogram of finite `values` (e.g. informativeness of a pool generation)."""
+    if not self.enabled:
+      return
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    self._tb.write_histograms(step, {name: values}, num_buckets={name: bins})
+    counts, edges = np.histogram(values, bins=bins) if values.size else (np.zeros(0), np.zeros(0))
+    self._append(
+      {
+        "step": int(step),
+        "kind": "histogram",
+        "name": name,
+        "counts": counts.tolist(),
+        "edges": edges.tolist(),
+      }
+    )
+
+  def flush(self) -> None:
+    if self._tb is not None:
+      self._tb.flush()
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+      self._tb = None
+
+
+def read_jsonl(workdir: epath.PathLike) -> list[dict]:
+  """All records of a run's metrics file (skips a torn last line left by a killed run)."""
+  path = epath.Path(workdir) / JSONL_NAME
+  if not path.exists():
+    return []
+  records = []
+  for line in path.read_text().splitlines():
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue
+  return records

@@ -1,0 +1,55 @@
+"""Preference pairs from a reward matrix, and the old/new mix of a round's training pairs.
+
+The paper's pair is best vs worst of the n responses of a prompt. A prompt yields no pair when it
+has fewer than two valid (finite) rewards or when its best and worst tie within `min_gap`: such a
+pair states no preference, and DPO on it only moves both responses the same way.
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Pairs:
+  """`[num_pairs]` int arrays: the prompt row and the chosen/rejected response columns."""
+
+  prompt: np.ndarray
+  chosen: np.ndarray
+  rejected: np.ndarray
+  gap: np.ndarray  # float32 reward(chosen) - reward(rejected) > min_gap
+
+  def __len__(self) -> int:
+    return len(self.prompt)
+
+  def take(self, index: np.ndarray) -> "Pairs":
+    return Pairs(self.prompt[index], self.chosen[index], self.rejected[index], self.gap[index])
+
+
+def best_vs_worst(rewards: np.ndarray, min_gap: float = 0.0) -> Pairs:
+  """One pair per prompt row of `rewards` `[P, n]` (NaN = dropped response); ties go to the lower column."""
+  rewards = np.asarray(rewards, np.float64)
+  if rewards.ndim != 2:
+    raise ValueError(f"rewards must be [prompts, n], got shape {rewards.shape}")
+  valid = np.isfinite(rewards)
+  counts = valid.sum(axis=1)
+  best = np.argmax(np.where(valid, rewards, -np.inf), axis=1)
+  worst = np.argmin(np.where(valid, rewards, np.inf), axis=1)
+  rows = np.arange(len(rewards))
+  with np.errstate(invalid="ignore"):
+    gap = rewards[rows, best] - rewards[rows, worst]
+  keep = (counts >= 2) & (gap > min_gap)
+  return Pairs(rows[keep], best[keep], worst[keep], gap[keep].astype(np.float32))
+
+
+def mix(new: int, old: int, old_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+  """Indices into the new and old pair sets for a training set that is `old_fraction` old pairs.
+
+  All new pairs are used; old pairs are drawn without replacement to make up `old_fraction` of the
+  total (fewer if there are not enough). Returns (new_index, old_index), each shuffled.
+  """
+  if not 0.0 <= old_fraction < 1.0:
+    raise ValueError(f"old_fraction must be in [0, 1), got {old_fraction}")
+  wanted = int(round(new * old_fraction / (1.0 - old_fraction)))
+  take_old = min(wanted, old)
+  return rng.permutation(new), rng.choice(old, size=take_old, replace=False)
