@@ -73,4 +73,53 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.reward.timeout_s = 60.0  # kind=remote: seconds before a request times out.
   config.reward.max_retries = 5  # kind=remote: retries on connect errors, timeouts, 429 and 5xx.
   config.reward.backoff_s = 0.5  # kind=remote: first retry delay; doubles on each retry.
+
+  config.creator = ml_collections.ConfigDict()
+  config.creator.info_metric = "gap"  # gap, maxmean, var, mean, mean_inv, gap_inv, dts or uniform.
+  config.creator.selection = "importance_weighted"  # Also greedy (top-k), stratified (deciles), uniform.
+  config.creator.sample_frac = 0.25  # Fraction of the scored pool drawn for evolution (paper: 0.25).
+  config.creator.num_evolutions = 4  # Chained rewrites per drawn prompt, child i the parent of i+1; all kept.
+  config.creator.evolver = "task"  # task (the task's own operators) or llm (rewriting by an LLM).
+  config.creator.task = "addition"  # Task whose operators evolver=task uses.
+  # Evolution method -> weight (drawn per rewrite); {} = uniform over the evolver's methods. The task's
+  # methods: add_digit, add_operand, remove_digit (in depth); rephrase, resample (in breadth). The LLM
+  # evolver's: add_constraints, deepen, concretize, increase_reasoning, expand (in depth); persona,
+  # shift_in_domain, shift_out_of_domain, mix, abstract (in breadth). Easier and same-difficulty steps
+  # keep the pool near the solver's frontier.
+  config.creator.methods = dict(add_digit=0.3, add_operand=0.1, remove_digit=0.2, rephrase=0.2, resample=0.2)
+
+  config.creator.filters = ml_collections.ConfigDict()  # Paper-faithful: all off (bounds 0).
+  config.creator.filters.dedup_exact = True  # Drop a new prompt whose text is already in the pool.
+  config.creator.filters.dedup_normalised = True  # ... or equal after NFKC, case folding, whitespace.
+  config.creator.filters.drop_empty = True  # Drop empty or whitespace-only prompts.
+  config.creator.filters.drop_bad_chars = True  # Drop control chars, U+FFFD, text not encodable as UTF-8.
+  config.creator.filters.min_tokens = 1  # Drop prompts with fewer solver tokens; 0 = no bound.
+  config.creator.filters.max_tokens = 64  # Drop prompts with more solver tokens; 0 = no bound.
+  config.creator.filters.user_filter = ""  # "package.module:function", keeps a prompt if function(text).
+
+  config.creator.llm = ml_collections.ConfigDict()  # Used when evolver = "llm".
+  config.creator.llm.backend = "openai"  # gemma (our sampler, solver's model) or openai (HTTP endpoint).
+  config.creator.llm.temperature = 0.88  # Rewrite sampling temperature (paper: 0.88).
+  config.creator.llm.top_p = 1.0  # Nucleus sampling; 1.0 = off.
+  config.creator.llm.max_new_tokens = 666  # Rewrite token limit (paper: 666).
+  config.creator.llm.drop_truncated = True  # Drop rewrites cut at max_new_tokens.
+  config.creator.llm.base_url = ""  # openai: endpoint, e.g. http://host:8000/v1 (vLLM) or Gemini's.
+  config.creator.llm.model = ""  # openai: the served model's name.
+  config.creator.llm.api_key_env = "OPENAI_API_KEY"  # openai: NAME of the env var with the key; "" = none.
+  config.creator.llm.max_concurrency = 8  # openai: requests in flight.
+  config.creator.llm.requests_per_second = 4.0  # openai: request starts per second; 0 = unlimited.
+  config.creator.llm.max_retries = 4  # openai: retries on 429, 5xx, timeouts, connection errors.
+  config.creator.llm.timeout_s = 120.0  # openai: seconds per attempt.
+  config.creator.llm.batch_size = 32  # gemma: meta-prompts per device call.
+  config.creator.llm.max_cache_length = 2048  # gemma: meta-prompt + rewrite tokens per row.
+
+  config.pool = ml_collections.ConfigDict()
+  config.pool.dir = ""  # Prompt pool (one TFDS dataset per generation); "" = <workdir>/pool; gs:// works.
+  config.pool.seed_source = "task"  # Generation 0 from: task, jsonl, csv or tfds.
+  config.pool.seed_path = ""  # jsonl/csv: the file; tfds: the dataset directory.
+  config.pool.seed_field = "prompt"  # JSON key, CSV column or TFDS feature holding the prompt.
+  config.pool.seed_split = "train"  # tfds: the split to read.
+  config.pool.num_seeds = 256  # task: prompts drawn; files: keep the first N (0 = all).
+  config.pool.on_malformed = "skip"  # Malformed seed lines: skip (count, log line numbers) or fail.
+  config.pool.max_size = 0  # Prompts kept per generation, least informative dropped first; 0 = all.
   return config

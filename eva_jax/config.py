@@ -2,26 +2,25 @@
 
 `parse(config_dict, num_devices)` checks every field at start-up and returns frozen dataclasses for
 the library; a bad value raises `ConfigError` whose message names the field and what is allowed,
-e.g. `config.model.name: 'gemma9' is not one of ['gemma2_2b', ...]`. The field validators (`get`,
-`choice`, `integer`, `number`, `flag`, `wrap`) are public so each package parses its own section.
+e.g. `config.model.name: 'gemma9' is not one of ['gemma2_2b', ...]`. Sections owned by a package are
+parsed by that package (`eva_jax.solver.config.parse`, ...) with the validators of
+`eva_jax.config_fields`.
 """
 
-from collections.abc import Callable
-from collections.abc import Sequence
 import dataclasses
-import math
-from typing import Any
 
 import ml_collections
 
+from eva_jax.config_fields import ConfigError
+from eva_jax.config_fields import choice
+from eva_jax.config_fields import get
+from eva_jax.config_fields import integer
+from eva_jax.config_fields import wrap
 from eva_jax.models import architectures
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
-from eva_jax.solver import config as solver_config  # its parse() calls back into the validators below
-
-
-class ConfigError(ValueError):
-  """A config field has a wrong type, unknown name or out-of-range value."""
+from eva_jax.rewards import config as reward_config
+from eva_jax.solver import config as solver_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,56 +54,7 @@ class RunConfig:
   mesh: MeshConfig
   check: CheckConfig
   solver: solver_config.SolverConfig
-
-
-def get(config: ml_collections.ConfigDict, field: str, kind: type | tuple[type, ...]) -> Any:
-  """The value at dotted `field` (e.g. "solver.beta"), checked to be of `kind`."""
-  node: Any = config
-  for part in field.split("."):
-    if part not in node:
-      raise ConfigError(f"config.{field}: missing")
-    node = node[part]
-  if kind is int and isinstance(node, bool) or not isinstance(node, kind):
-    names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-    raise ConfigError(f"config.{field}: expected {names}, got {node!r} ({type(node).__name__})")
-  return node
-
-
-def choice(config, field: str, allowed: Sequence[str]) -> str:
-  value = get(config, field, str)
-  if value not in allowed:
-    raise ConfigError(f"config.{field}: {value!r} is not one of {sorted(allowed)}")
-  return value
-
-
-def integer(config, field: str, *, low: int, high: int | None = None) -> int:
-  value = get(config, field, int)
-  if value < low or (high is not None and value > high):
-    bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-    raise ConfigError(f"config.{field}: {value} must be {bound}")
-  return value
-
-
-def number(config, field: str, *, low: float | None = None, high: float | None = None) -> float:
-  """A finite float (ints accepted) in [low, high]; either bound may be None (unbounded)."""
-  value = get(config, field, (int, float))
-  if isinstance(value, bool) or not math.isfinite(value):
-    raise ConfigError(f"config.{field}: expected a finite number, got {value!r}")
-  if (low is not None and value < low) or (high is not None and value > high):
-    raise ConfigError(f"config.{field}: {value} must be in [{low}, {high}]")
-  return float(value)
-
-
-def flag(config, field: str) -> bool:
-  return get(config, field, bool)
-
-
-def wrap(field: str, fn: Callable[[], Any]) -> Any:
-  """Runs a library validator and re-raises its ValueError under the field's name."""
-  try:
-    return fn()
-  except ValueError as e:
-    raise ConfigError(f"config.{field}: {e}") from None
+  reward: reward_config.RewardConfig
 
 
 def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
@@ -136,4 +86,5 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
     mesh=mesh,
     check=CheckConfig(num_problems=integer(config, "check.num_problems", low=1, high=4096)),
     solver=solver_config.parse(config),
+    reward=reward_config.parse(config),
   )

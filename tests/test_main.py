@@ -53,3 +53,48 @@ def test_model_check_runs_sharded_end_to_end(tmp_path):
   assert figures["param_bytes_device0"] < figures["num_params"] * 4 / 3  # float32, split ~4 ways
   assert np.isfinite(figures["mean_logp_answer"]) and figures["mean_logp_answer"] < 0
   assert (tmp_path / "params").is_dir()
+
+
+def _train_reward_model(*args):
+  """`--mode=train_reward_model` with configs/reward_model.py (a second --config would not replace the first)."""
+  flags = ["--config=configs/reward_model.py", "--mode=train_reward_model", *args]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", TF_CPP_MIN_LOG_LEVEL="2")
+  command = [sys.executable, "-m", "eva_jax.main", *flags]
+  return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_bad_reward_model_field_exits_naming_it(tmp_path):
+  result = _train_reward_model(
+    f"--workdir={tmp_path}",
+    "--config.reward_model.steps=0",
+  )
+  assert result.returncode != 0
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
+  assert lines[-1] == "eva_jax: invalid config: config.reward_model.steps: 0 must be >= 1"
+
+
+def test_train_reward_model_writes_a_loadable_reward_model_and_never_the_token(tmp_path, monkeypatch):
+  secret = "eva-main-secret-1f6c2a9e84"
+  monkeypatch.setenv("EVA_TEST_RM_KEY", secret)
+  result = _train_reward_model(
+    f"--workdir={tmp_path}",
+    "--config.reward_model.steps=60",
+    "--config.reward_model.train_pairs=512",
+    "--config.reward_model.eval_pairs=64",
+    "--config.reward.kind=remote",
+    "--config.reward.url=http://127.0.0.1:9/score",
+    "--config.reward.api_key_env=EVA_TEST_RM_KEY",
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  figures = json.loads((tmp_path / "reward_model_train.json").read_text())
+  assert figures["steps"] == 60 and figures["eval_pairs"] == 64
+  assert figures["accuracy"] > 0.9 and figures["reload_equal"]
+  assert "reloaded with identical scores" in result.stdout
+  assert (tmp_path / "reward_model" / "reward_model.json").is_file()
+  # The run's config is written next to the params: the variable's name is there, its value nowhere.
+  assert "EVA_TEST_RM_KEY" in (tmp_path / "reward_model" / "config.json").read_text()
+  files = [path for path in tmp_path.rglob("*") if path.is_file()]
+  assert len(files) > 5  # params, orbax metadata, config, figures
+  for path in files:
+    assert secret.encode() not in path.read_bytes(), path
+  assert secret not in result.stdout + result.stderr

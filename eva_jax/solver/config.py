@@ -4,7 +4,7 @@ import dataclasses
 
 import ml_collections
 
-from eva_jax import config as config_lib
+from eva_jax import config_fields as config_lib
 from eva_jax.solver import losses
 from eva_jax.solver import optim
 from eva_jax.solver import rloo

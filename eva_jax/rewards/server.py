@@ -1,0 +1,139 @@
+"""The reward server: any reward source over HTTP, with the JSON protocol of `remote.py`.
+
+`make_server(source, host=..., port=...)` returns a bound `ThreadingHTTPServer`; `serve.py` is its
+command line. `POST /score` scores a batch (400: malformed request, 413: too large, 422: the source refused the
+pairs, 500: the source failed); `GET /health` answers `{"status": "ok", "kind": ...}`. Given an
+`api_key` (the CLI reads it from `--api_key_env`), requests must carry `Authorization: Bearer <key>`
+(else 401).
+Connections are handled by threads; one batch is scored at a time, since the source owns the
+device. Non-finite rewards go out as `null`. Requests are logged (method, path, status, size),
+never their headers.
+"""
+
+from collections.abc import Sequence
+import hmac
+import http.server
+import json
+import math
+import threading
+import time
+
+from absl import logging
+
+from eva_jax.rewards import base
+
+MAX_BODY_BYTES = 64 << 20
+
+
+class RewardServer(http.server.ThreadingHTTPServer):
+  """A `ThreadingHTTPServer` holding the source it serves."""
+
+  daemon_threads = True
+
+  def __init__(self, address, source, *, kind: str, api_key: str | None, max_pairs: int):
+    super().__init__(address, _Handler)
+    self.source = source
+    self.kind = kind
+    self.api_key = api_key
+    self.max_pairs = max_pairs
+    self.score_lock = threading.Lock()
+
+  @property
+  def url(self) -> str:
+    host, port = self.server_address[:2]
+    return f"http://{host}:{port}/score"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+  server: RewardServer
+  protocol_version = "HTTP/1.1"  # keep-alive: the client reuses its connections
+
+  def _send(self, status: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    self.send_response(status)
+    self.send_header("Content-Type", "application/json")
+    self.send_header("Content-Length", str(len(data)))
+    self.end_headers()
+    self.wfile.write(data)
+
+  def _authorized(self) -> bool:
+    if self.server.api_key is None:
+      return True
+    given = self.headers.get("Authorization", "").encode()
+    return hmac.compare_digest(given, f"Bearer {self.server.api_key}".encode())
+
+  def _read_pairs(self) -> tuple[Sequence[str], Sequence[str]]:
+    """The request's pairs; ValueError (-> 400) or OverflowError (-> 413) describing the problem."""
+    try:
+      length = int(self.headers.get("Content-Length", ""))
+    except ValueError:
+      raise ValueError("a Content-Length header is required") from None
+    if length > MAX_BODY_BYTES:
+      raise OverflowError(f"body of {length} bytes exceeds {MAX_BODY_BYTES}")
+    try:
+      body = json.loads(self.rfile.read(length))
+    except (ValueError, UnicodeDecodeError):
+      raise ValueError("body is not JSON") from None
+    if not isinstance(body, dict) or not isinstance(body.get("prompts"), list):
+      raise ValueError('body must be {"prompts": [...], "responses": [...]}')
+    prompts, responses = body["prompts"], body.get("responses")
+    if not isinstance(responses, list):
+      raise ValueError('body must be {"prompts": [...], "responses": [...]}')
+    base.check_pairs(prompts, responses)
+    if len(prompts) > self.server.max_pairs:
+      raise OverflowError(f"{len(prompts)} pairs exceed this server's limit of {self.server.max_pairs}")
+    return prompts, responses
+
+  def do_GET(self):
+    if self.path != "/health":
+      self._send(404, {"error": f"no such path {self.path}; use GET /health or POST /score"})
+    else:
+      self._send(200, {"status": "ok", "kind": self.server.kind})
+
+  def do_POST(self):
+    if self.path != "/score":
+      self._send(404, {"error": f"no such path {self.path}; use POST /score"})
+      return
+    if not self._authorized():
+      self._send(401, {"error": "missing or wrong bearer token"})
+      return
+    try:
+      prompts, responses = self._read_pairs()
+    except OverflowError as e:
+      self._send(413, {"error": str(e)})
+      return
+    except ValueError as e:
+      self._send(400, {"error": str(e)})
+      return
+    start = time.perf_counter()
+    try:
+      with self.server.score_lock:
+        rewards = self.server.source.score(prompts, responses)
+    except (
+      ValueError
+    ) as e:  # The source refused these pairs (empty prompt, too long): asking again won't help.
+      self._send(422, {"error": f"cannot score these pairs: {e}"})
+      return
+    except Exception as e:  # The client gets the cause (and retries a 500); the server keeps serving.
+      logging.exception("scoring %d pairs failed", len(prompts))
+      self._send(500, {"error": f"scoring failed: {type(e).__name__}: {e}"})
+      return
+    values = [float(r) if math.isfinite(r) else None for r in rewards]
+    self._send(200, {"rewards": values})
+    logging.info("scored %d pairs in %.3fs", len(prompts), time.perf_counter() - start)
+
+  def log_message(self, format, *args):  # the base class's signature
+    logging.info("%s %s", self.address_string(), format % args)
+
+
+def make_server(
+  source: base.RewardSource,
+  *,
+  host: str = "127.0.0.1",
+  port: int = 0,
+  kind: str = "",
+  api_key: str | None = None,
+  max_pairs: int = 4096,
+) -> RewardServer:
+  """A bound, not yet serving, server (port 0 = a free port; see `.url`). Run `serve_forever()`."""
+  return RewardServer((host, port), source, kind=kind, api_key=api_key, max_pairs=max_pairs)
