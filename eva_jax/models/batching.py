@@ -87,7 +87,9 @@ def layout(
   Use it for sampled responses: their token ids are scored as sampled, not re-tokenized.
   """
   if len(prompt_ids) != len(response_ids) or not prompt_ids:
-    raise ValueError(f"need equal, non-zero numbers of prompts and responses, got {len(prompt_ids)}, {len(response_ids)}")
+    raise ValueError(
+      f"need equal, non-zero numbers of prompts and responses, got {len(prompt_ids)}, {len(response_ids)}"
+    )
   prompt_cols = _round_up(max(map(len, prompt_ids)), length_multiple)
   response_cols = _round_up(max(map(len, response_ids)), length_multiple)
   rows = _round_up(len(prompt_ids), row_multiple)
