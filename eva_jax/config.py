@@ -16,6 +16,7 @@ from eva_jax.config_fields import choice
 from eva_jax.config_fields import get
 from eva_jax.config_fields import integer
 from eva_jax.config_fields import wrap
+from eva_jax.creator import config as creator_config
 from eva_jax.models import architectures
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
@@ -55,6 +56,8 @@ class RunConfig:
   check: CheckConfig
   solver: solver_config.SolverConfig
   reward: reward_config.RewardConfig
+  creator: creator_config.CreatorConfig
+  pool: creator_config.PoolConfig
 
 
 def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
@@ -87,4 +90,6 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
     check=CheckConfig(num_problems=integer(config, "check.num_problems", low=1, high=4096)),
     solver=solver_config.parse(config),
     reward=reward_config.parse(config),
+    creator=creator_config.parse(config),
+    pool=creator_config.parse_pool(config),
   )

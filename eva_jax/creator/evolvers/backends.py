@@ -1,0 +1,162 @@
+"""Where the LLM evolver's rewrites come from: a Gemma model through our sampler, or an HTTP endpoint.
+
+A backend turns a batch of meta-prompts into one `Completion` each, in order, and never raises
+for a single bad request: a request that fails ends as `Completion(None, reason)`.
+
+- `GemmaBackend` runs our sampler (chat template, KV cache, mesh) on any Gemma model and params,
+  e.g. the solver's own; all requests of a chain step go through one `sampler.sample` call.
+- `OpenAIBackend` calls an OpenAI-compatible `/chat/completions` endpoint (Gemini's OpenAI API,
+  vLLM, ...) with the `openai` client: requests run on a thread pool (`max_concurrency`), their
+  starts are spaced by a shared rate limiter, and the client itself retries 429, 5xx, timeouts and
+  connection errors with exponential backoff (honouring `Retry-After`); the limiter paces first
+  attempts only, the client's backoff paces retries.
+"""
+
+from collections.abc import Sequence
+import concurrent.futures
+import dataclasses
+import os
+import threading
+import time
+from typing import Protocol
+
+from absl import logging
+import jax
+import numpy as np
+import openai
+import tqdm
+
+from eva_jax.creator import config as creator_config
+from eva_jax.models import chat_template
+from eva_jax.sampling import sampler
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+  text: str | None  # the model's answer; None when the request failed
+  finish: str  # "stop", "length" (cut at max_new_tokens), or why `text` is None
+
+
+class Backend(Protocol):
+  def complete(self, prompts: Sequence[str], rng: np.random.Generator) -> list[Completion]: ...
+
+
+class GemmaBackend:
+  """Rewrites sampled by our sampler: one response per meta-prompt, seeded from the creator's rng."""
+
+  def __init__(self, model, params, tokenizer, config: sampler.SamplingConfig, mesh=None):
+    if config.num_samples != 1:
+      raise ValueError(f"the evolver needs one rewrite per request, got num_samples={config.num_samples}")
+    config.validate()
+    self.model, self.params, self.tokenizer, self.config, self.mesh = model, params, tokenizer, config, mesh
+
+  def fits(self, prompt: str) -> bool:
+    ids = self.tokenizer.encode(chat_template.format_prompt(prompt), add_bos=True)
+    return len(ids) <= self.config.max_cache_length - self.config.max_new_tokens
+
+  def complete(self, prompts: Sequence[str], rng: np.random.Generator) -> list[Completion]:
+    out = [Completion(None, "too_long")] * len(prompts)
+    rows = [i for i, p in enumerate(prompts) if self.fits(p)]
+    key = jax.random.key(int(rng.integers(2**31)))
+    if rows:
+      samples = sampler.sample(
+        self.model, self.params, self.tokenizer, [prompts[i] for i in rows], self.config, key, mesh=self.mesh
+      )
+      for row, i in enumerate(rows):
+        out[i] = Completion(samples.text[row], samples.finish_reason[row])
+    return out
+
+
+def sampling_config(llm: creator_config.LLMConfig) -> sampler.SamplingConfig:
+  """The sampler settings of the Gemma backend."""
+  return sampler.SamplingConfig(
+    num_samples=1,
+    max_new_tokens=llm.max_new_tokens,
+    temperature=llm.temperature,
+    top_p=llm.top_p,
+    batch_size=llm.batch_size,
+    max_cache_length=llm.max_cache_length,
+  )
+
+
+class RateLimiter:
+  """Spaces calls to `wait()` at least 1/per_second apart, across threads (0 = no limit)."""
+
+  def __init__(self, per_second: float):
+    self.interval = 1.0 / per_second if per_second > 0 else 0.0
+    self._next = 0.0
+    self._lock = threading.Lock()
+
+  def wait(self) -> None:
+    if not self.interval:
+      return
+    with self._lock:
+      now = time.monotonic()
+      start = max(now, self._next)
+      self._next = start + self.interval
+    time.sleep(start - now)
+
+
+def _failure(error: Exception) -> str:
+  """A short, countable name for why a request failed after the client's retries."""
+  if isinstance(error, openai.APITimeoutError):
+    return "timeout"
+  if isinstance(error, openai.APIConnectionError):
+    return "connection_error"
+  if isinstance(error, openai.APIStatusError):
+    return f"http_{error.status_code}"
+  if isinstance(error, openai.APIResponseValidationError | ValueError | TypeError | KeyError):
+    return "bad_response"
+  return "api_error"
+
+
+class OpenAIBackend:
+  """An OpenAI-compatible chat-completions endpoint (see module docstring)."""
+
+  def __init__(self, llm: creator_config.LLMConfig, progress: bool | None = None):
+    if llm.api_key_env:
+      api_key = os.environ.get(llm.api_key_env)
+      if not api_key:
+        raise ValueError(
+          f"environment variable {llm.api_key_env} (named by config.creator.llm.api_key_env) is not set"
+        )
+    else:
+      api_key = "none"  # local servers (vLLM) accept any key; the client insists on one
+    self.llm = llm
+    self.progress = progress
+    self.client = openai.OpenAI(
+      base_url=llm.base_url, api_key=api_key, max_retries=llm.max_retries, timeout=llm.timeout_s
+    )
+    self.limiter = RateLimiter(llm.requests_per_second)
+
+  def _request(self, prompt: str) -> Completion:
+    self.limiter.wait()
+    try:
+      response = self.client.chat.completions.create(
+        model=self.llm.model,
+        messages=[{"role": "user", "content": prompt}],
+        temperature=self.llm.temperature,
+        top_p=self.llm.top_p,
+        max_tokens=self.llm.max_new_tokens,
+      )
+      choice = response.choices[0] if response.choices else None
+    except Exception as error:  # one failed request must not end a creator round
+      reason = _failure(error)
+      logging.log_every_n(logging.WARNING, "evolver request failed (%s): %s", 20, reason, error)
+      return Completion(None, reason)
+    if choice is None:
+      return Completion(None, "no_choices")
+    if not isinstance(choice.message.content, str):
+      return Completion(None, "no_content")
+    return Completion(choice.message.content, "length" if choice.finish_reason == "length" else "stop")
+
+  def complete(self, prompts: Sequence[str], rng: np.random.Generator) -> list[Completion]:
+    del rng  # sampling happens on the server
+    show = len(prompts) > 16 if self.progress is None else self.progress
+    with concurrent.futures.ThreadPoolExecutor(self.llm.max_concurrency) as pool:
+      futures = [pool.submit(self._request, p) for p in prompts]
+      for _ in tqdm.tqdm(
+        concurrent.futures.as_completed(futures), total=len(futures), desc="evolving", disable=not show
+      ):
+        pass
+      return [f.result() for f in futures]

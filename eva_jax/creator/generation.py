@@ -1,0 +1,126 @@
+"""One creator step, pool_t + this round's rewards -> pool_{t+1}, and the seed generation.
+
+`next_generation` updates each prompt's reward statistics and informativeness, normalises the
+scores over the pool, selects prompts to evolve, evolves them in chains (every candidate filtered
+against the whole pool), and returns the new generation: the old prompts (with their new
+statistics) followed by the accepted children. With `max_size`, the least informative scored old
+prompts are dropped first to make room (never the new children nor prompts not yet scored).
+
+Counts of what happened go into `stats` (for metrics) and the log:
+  creator/pool_size, creator/scored, creator/selected, creator/requests, creator/children,
+  creator/capped, creator/drop/<reason> (evolver), creator/filter/<reason> (filters),
+  creator/info_mean, creator/info_selected_mean, creator/seconds.
+"""
+
+from collections.abc import Callable
+from collections.abc import Sequence
+import dataclasses
+import time
+
+from absl import logging
+import numpy as np
+
+from eva_jax.creator import config as creator_config
+from eva_jax.creator import filters
+from eva_jax.creator import informativeness
+from eva_jax.creator import records as records_lib
+from eva_jax.creator import seeds
+from eva_jax.creator import selection
+from eva_jax.creator.evolvers import protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+  records: list[records_lib.PromptRecord]  # the whole new pool generation
+  children: list[records_lib.PromptRecord]  # prompts created in it (also at the end of `records`)
+  selected: list[str]  # ids of the prompts that were evolved
+  stats: dict[str, float]
+
+
+def cap_pool(records: Sequence[records_lib.PromptRecord], room: int) -> list[records_lib.PromptRecord]:
+  """At most `room` records, dropping the scored ones with the lowest info first (oldest first on ties)."""
+  excess = len(records) - max(room, 0)
+  if excess <= 0:
+    return list(records)
+  info = records_lib.info_scores(records)
+  scored = np.flatnonzero(np.isfinite(info))
+  order = scored[np.lexsort((np.array([r.generation for r in records])[scored], info[scored]))]
+  drop = set(order[:excess].tolist())
+  return [r for i, r in enumerate(records) if i not in drop]
+
+
+def _log(kind: str, stats: dict[str, float]) -> None:
+  logging.info(
+    "creator %s: %s", kind, ", ".join(f"{k.removeprefix('creator/')}={v:g}" for k, v in stats.items())
+  )
+
+
+def next_generation(
+  records: Sequence[records_lib.PromptRecord],
+  rewards: np.ndarray | None,
+  mask: np.ndarray | None,
+  *,
+  config: creator_config.CreatorConfig,
+  evolver: protocol.Evolver,
+  generation: int,
+  rng: np.random.Generator,
+  count_tokens: Callable[[str], int] | None = None,
+  max_size: int = 0,
+) -> Generation:
+  """See the module docstring. `rewards` is `[len(records), n]` (NaN = dropped) or None to reuse stats."""
+  start = time.perf_counter()
+  if rewards is not None:
+    records = records_lib.with_stats(records, rewards, mask, config.info_metric)
+  info = records_lib.info_scores(records)
+  weights = informativeness.normalise(info)
+  scored = int(np.isfinite(weights).sum())
+  chosen = selection.select(
+    weights, selection.num_selected(scored, config.sample_frac), config.selection, rng
+  )
+  prompt_filter = filters.PromptFilter(config.filters, (r.text for r in records), count_tokens)
+  evolution = evolver.evolve(
+    [records[i] for i in chosen], generation=generation, rng=rng, accept=prompt_filter.check
+  )
+  kept = cap_pool(records, max_size - len(evolution.children)) if max_size else list(records)
+  stats = {
+    "creator/pool_size": len(kept) + len(evolution.children),
+    "creator/scored": scored,
+    "creator/selected": len(chosen),
+    "creator/requests": evolution.requests,
+    "creator/children": len(evolution.children),
+    "creator/capped": len(records) - len(kept),
+    **{f"creator/drop/{k}": v for k, v in sorted(evolution.drops.items())},
+    **{f"creator/filter/{k}": v for k, v in sorted(prompt_filter.counts.items())},
+    "creator/info_mean": float(np.nanmean(info)) if scored else float("nan"),
+    "creator/info_selected_mean": float(np.mean(info[chosen])) if len(chosen) else float("nan"),
+    "creator/seconds": time.perf_counter() - start,
+  }
+  _log(f"generation {generation}", stats)
+  return Generation(
+    kept + evolution.children, evolution.children, [records[i].prompt_id for i in chosen], stats
+  )
+
+
+def initial_generation(
+  pool_config: creator_config.PoolConfig,
+  config: creator_config.CreatorConfig,
+  *,
+  seed: int,
+  count_tokens: Callable[[str], int] | None = None,
+) -> Generation:
+  """Generation 0: the configured seed prompts, filtered (dedup, empty, ...), as seed records."""
+  start = time.perf_counter()
+  loaded = seeds.load_seeds(pool_config, task=config.task, seed=seed)
+  prompt_filter = filters.PromptFilter(config.filters, (), count_tokens)
+  seed_records = records_lib.seed_records(prompt_filter.keep(loaded.prompts))
+  stats = {
+    "creator/pool_size": len(seed_records),
+    "creator/seeds_loaded": len(loaded.prompts),
+    "creator/seeds_malformed": len(loaded.malformed),
+    **{f"creator/filter/{k}": v for k, v in sorted(prompt_filter.counts.items())},
+    "creator/seconds": time.perf_counter() - start,
+  }
+  if not seed_records:
+    raise ValueError(f"no usable seed prompts in {loaded.source} ({stats})")
+  _log("seeds", stats)
+  return Generation(seed_records, seed_records, [], stats)

@@ -1,0 +1,200 @@
+"""The prompt pool: one TFDS dataset (array_record shards) per generation, committed atomically.
+
+Layout under the pool root (local or gs://):
+
+    gen_000001.json                       manifest = commit marker, written last
+    gen_000001-<token>/eva_pool/1.0.0/    the TFDS dataset (dataset_info.json, features.json, shards)
+
+Any TFDS user reads a generation with `tfds.builder_from_directory(pool.dataset_dir(g))`; its
+"train" split holds one example per prompt with the fields of `records.PromptRecord`.
+
+Atomicity: the dataset is written into a fresh directory no reader looks at, then the manifest
+is written to a temporary name and renamed into place; a generation exists exactly when its
+manifest does. A crash at any point leaves earlier generations untouched and the partial one
+invisible (its directory is removed by the next write). This works on GCS too, which has atomic
+object writes but no atomic directory rename.
+
+Multi-host: `write_generation` writes on process 0 only, then every process waits at a barrier,
+so all of them read the same committed generation afterwards.
+"""
+
+from collections.abc import Iterable
+from collections.abc import Iterator
+import dataclasses
+import itertools
+import json
+import re
+import time
+import uuid
+
+from absl import logging
+from etils import epath
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from eva_jax.creator import records as records_lib
+
+NAME = "eva_pool"
+VERSION = "1.0.0"
+SPLIT = "train"
+FORMAT = 1  # manifest format
+_READ_CHUNK = 100_000  # records parsed per tf.io.parse_example call
+_MANIFEST = re.compile(r"gen_(\d{6})\.json")
+_FIELDS = tuple(f.name for f in dataclasses.fields(records_lib.PromptRecord))
+_INT_FIELDS = ("generation", "n")
+_FLOAT_FIELDS = ("mean", "max", "min", "std", "info")
+
+
+def features() -> tfds.features.FeaturesDict:
+  kinds = {f: np.int32 for f in _INT_FIELDS} | {f: np.float32 for f in _FLOAT_FIELDS}
+  return tfds.features.FeaturesDict({f: kinds.get(f, tfds.features.Text()) for f in _FIELDS})
+
+
+def _parse_spec() -> dict[str, tf.io.FixedLenFeature]:
+  # TFDS stores int32 scalars as int64 and text as bytes in its tf.train.Example records.
+  kinds = {f: tf.int64 for f in _INT_FIELDS} | {f: tf.float32 for f in _FLOAT_FIELDS}
+  return {f: tf.io.FixedLenFeature([], kinds.get(f, tf.string)) for f in _FIELDS}
+
+
+def _examples(records: Iterable[records_lib.PromptRecord]) -> Iterator[tuple[int, dict]]:
+  seen = set()
+  for index, record in enumerate(records):
+    if record.prompt_id in seen:
+      raise ValueError(f"duplicate prompt id {record.prompt_id!r} in one generation")
+    seen.add(record.prompt_id)
+    yield index, dataclasses.asdict(record)
+
+
+def _barrier(name: str) -> None:
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+class Pool:
+  """The generations of one run's prompt pool (see module docstring)."""
+
+  def __init__(self, root: epath.PathLike):
+    self.root = epath.Path(root)
+
+  def _manifest_path(self, generation: int) -> epath.Path:
+    return self.root / f"gen_{generation:06d}.json"
+
+  def generations(self) -> list[int]:
+    """Committed generations, ascending."""
+    if not self.root.exists():
+      return []
+    found = (_MANIFEST.fullmatch(p.name) for p in self.root.iterdir())
+    return sorted(int(m.group(1)) for m in found if m)
+
+  def latest(self) -> int | None:
+    committed = self.generations()
+    return committed[-1] if committed else None
+
+  def manifest(self, generation: int) -> dict:
+    path = self._manifest_path(generation)
+    if not path.exists():
+      raise FileNotFoundError(f"pool generation {generation} is not committed in {self.root}")
+    return json.loads(path.read_text())
+
+  def dataset_dir(self, generation: int | None = None) -> epath.Path:
+    """The TFDS dataset directory of a committed generation (default: the latest)."""
+    generation = self._resolve(generation)
+    return self.root / self.manifest(generation)["dataset_dir"]
+
+  def _resolve(self, generation: int | None) -> int:
+    if generation is None:
+      generation = self.latest()
+      if generation is None:
+        raise FileNotFoundError(f"no committed pool generation in {self.root}")
+    return generation
+
+  def write_generation(self, generation: int, records: Iterable[records_lib.PromptRecord]) -> epath.Path:
+    """Writes and commits `generation` (process 0), then waits for every process; returns its dataset dir."""
+    if jax.process_index() == 0:
+      self._write(generation, records)
+    _barrier(f"eva_pool_generation_{generation}")
+    return self.dataset_dir(generation)
+
+  def _write(self, generation: int, records: Iterable[records_lib.PromptRecord]) -> None:
+    if self._manifest_path(generation).exists():
+      raise FileExistsError(f"pool generation {generation} is already committed in {self.root}")
+    records = iter(records)
+    first = next(records, None)
+    if first is None:
+      raise ValueError(f"pool generation {generation} has no prompts")
+    self.root.mkdir(parents=True, exist_ok=True)
+    self._remove_uncommitted()
+    start = time.perf_counter()
+    token = uuid.uuid4().hex[:12]
+    data_root = self.root / f"gen_{generation:06d}-{token}"
+    builder = tfds.dataset_builders.store_as_tfds_dataset(
+      name=NAME,
+      version=VERSION,
+      features=features(),
+      split_datasets={SPLIT: _examples(itertools.chain([first], records))},
+      data_dir=data_root,
+      file_format="array_record",
+      disable_shuffling=True,  # keep the creator's order: index i is the i-th record written
+      description=f"eva prompt pool, generation {generation}",
+    )
+    downloads = data_root / "downloads"  # an empty folder TFDS makes for every builder
+    if downloads.exists():
+      downloads.rmtree()
+    num_prompts = builder.info.splits[SPLIT].num_examples
+    manifest = {
+      "format": FORMAT,
+      "generation": generation,
+      "dataset_dir": str(epath.Path(builder.data_dir).relative_to(self.root)),
+      "num_prompts": num_prompts,
+      "written_at": time.time(),
+    }
+    staged = self.root / f".gen_{generation:06d}.json.{token}"
+    staged.write_text(json.dumps(manifest, indent=1))
+    staged.replace(self._manifest_path(generation))  # the commit
+    logging.info(
+      "pool: generation %d committed, %d prompts in %.1fs (%s)",
+      generation,
+      num_prompts,
+      time.perf_counter() - start,
+      builder.data_dir,
+    )
+
+  def _remove_uncommitted(self) -> None:
+    """Deletes what crashed writes left: dataset dirs no manifest names, staged manifests."""
+    committed = {epath.Path(self.manifest(g)["dataset_dir"]).parts[0] for g in self.generations()}
+    for path in self.root.iterdir():
+      stale_data = re.fullmatch(r"gen_\d{6}-\w+", path.name) and path.name not in committed
+      if stale_data or path.name.startswith(".gen_"):
+        logging.warning("pool: removing %s left by an interrupted write", path)
+        if path.is_dir():
+          path.rmtree()
+        else:
+          path.unlink()
+
+  def data_source(self, generation: int | None = None):
+    """The generation as a plain TFDS random-access data source (decoded dict per prompt)."""
+    return tfds.builder_from_directory(self.dataset_dir(generation)).as_data_source(SPLIT)
+
+  def read_generation(self, generation: int | None = None) -> list[records_lib.PromptRecord]:
+    """Every record of a committed generation (default: the latest), in write order.
+
+    Reads the raw TFDS records and parses them in large `tf.io.parse_example` batches: the same
+    bytes `data_source` decodes one example at a time, over ten times faster.
+    """
+    builder = tfds.builder_from_directory(self.dataset_dir(generation))
+    source = builder.as_data_source(SPLIT, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+    spec = _parse_spec()
+    out = []
+    for begin in range(0, len(source), _READ_CHUNK):
+      raw = source.__getitems__(range(begin, min(begin + _READ_CHUNK, len(source))))
+      parsed = tf.io.parse_example(raw, spec)
+      columns = []
+      for field in _FIELDS:
+        values = parsed[field].numpy().tolist()
+        is_text = field not in _INT_FIELDS and field not in _FLOAT_FIELDS
+        columns.append([v.decode("utf-8") for v in values] if is_text else values)
+      out.extend(itertools.starmap(records_lib.PromptRecord, zip(*columns)))
+    return out

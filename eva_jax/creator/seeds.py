@@ -1,0 +1,158 @@
+"""Seed prompts for generation 0: from the task, a JSONL or CSV file, or an existing TFDS dataset.
+
+JSONL: one JSON object per line with the prompt under `field` (default "prompt", as in Hugging
+Face exports); a chat-style value (a list of {"role", "content"} messages) gives its first user
+turn. CSV: a header row and the prompt in column `field`. TFDS: any dataset directory with a text
+feature `field` (e.g. an earlier run's pool generation).
+
+Malformed lines (not UTF-8, not JSON, not an object, field missing, not a string, empty; in CSV
+a wrong number of cells or an empty cell) are collected with their 1-based line numbers. With
+`on_malformed="skip"` they are logged and counted; with "fail" the load raises ValueError listing
+them. Blank lines are not malformed: they are ignored.
+"""
+
+from collections.abc import Iterator
+import csv
+import dataclasses
+import io
+import json
+
+from absl import logging
+from etils import epath
+import tensorflow_datasets as tfds
+
+from eva_jax import tasks
+from eva_jax.creator import config as creator_config
+
+_SHOWN = 10  # malformed lines listed in messages
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedLoad:
+  prompts: list[str]
+  malformed: list[tuple[int, str]]  # (line number, what is wrong), in file order
+  source: str = ""
+
+
+def _prompt_of(value) -> str | None:
+  if isinstance(value, str):
+    return value
+  if isinstance(value, list):  # chat messages
+    for message in value:
+      if (
+        isinstance(message, dict)
+        and message.get("role") == "user"
+        and isinstance(message.get("content"), str)
+      ):
+        return message["content"]
+  return None
+
+
+def _jsonl_rows(data: bytes, field: str) -> Iterator[tuple[int, str | None, str]]:
+  """(line number, prompt or None, problem) for every non-blank line."""
+  for number, line in enumerate(data.split(b"\n"), start=1):
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+      yield number, None, "not UTF-8"
+      continue
+    except json.JSONDecodeError as e:
+      yield number, None, f"invalid JSON ({e.msg})"
+      continue
+    if not isinstance(row, dict):
+      yield number, None, f"not a JSON object ({type(row).__name__})"
+    elif field not in row:
+      yield number, None, f"no field {field!r}"
+    else:
+      prompt = _prompt_of(row[field])
+      if prompt is None:
+        yield number, None, f"field {field!r} is not a string or a chat with a user turn"
+      elif not prompt.strip():
+        yield number, None, f"field {field!r} is empty"
+      else:
+        yield number, prompt, ""
+
+
+def _csv_rows(data: bytes, field: str) -> Iterator[tuple[int, str | None, str]]:
+  try:
+    text = data.decode("utf-8-sig")
+  except UnicodeDecodeError as e:
+    raise ValueError(f"CSV is not UTF-8 (byte {e.start})") from None
+  reader = csv.reader(io.StringIO(text, newline=""))
+  header = next(reader, None)
+  if header is None or field not in header:
+    raise ValueError(f"CSV has no column {field!r}; header: {header}")
+  column = header.index(field)
+  for row in reader:
+    number = reader.line_num
+    if not any(cell.strip() for cell in row):
+      continue
+    if len(row) != len(header):
+      yield number, None, f"{len(row)} cells, the header has {len(header)}"
+    elif not row[column].strip():
+      yield number, None, f"column {field!r} is empty"
+    else:
+      yield number, row[column], ""
+
+
+def _collect(rows, source: str, on_malformed: str, limit: int) -> SeedLoad:
+  prompts, malformed = [], []
+  for number, prompt, problem in rows:
+    if prompt is None:
+      malformed.append((number, problem))
+    elif not limit or len(prompts) < limit:
+      prompts.append(prompt)
+  if malformed:
+    listed = "; ".join(f"line {n}: {p}" for n, p in malformed[:_SHOWN])
+    more = f" (and {len(malformed) - _SHOWN} more)" if len(malformed) > _SHOWN else ""
+    message = f"{source}: {len(malformed)} malformed line(s): {listed}{more}"
+    if on_malformed == "fail":
+      raise ValueError(message)
+    logging.warning("%s; skipped", message)
+  return SeedLoad(prompts, malformed, source)
+
+
+def load_file(
+  path: epath.PathLike, kind: str, field: str = "prompt", on_malformed: str = "skip", limit: int = 0
+) -> SeedLoad:
+  """Seeds from a "jsonl" or "csv" file (see module docstring); `limit` > 0 keeps the first N."""
+  if on_malformed not in creator_config.MALFORMED_POLICIES:
+    raise ValueError(f"on_malformed must be one of {creator_config.MALFORMED_POLICIES}, got {on_malformed!r}")
+  readers = {"jsonl": _jsonl_rows, "csv": _csv_rows}
+  if kind not in readers:
+    raise ValueError(f"unknown seed file kind {kind!r}; expected one of {sorted(readers)}")
+  path = epath.Path(path)
+  try:
+    rows = list(readers[kind](path.read_bytes(), field))
+  except ValueError as e:  # the whole file is unusable (CSV header or encoding)
+    raise ValueError(f"{path}: {e}") from None
+  return _collect(rows, str(path), on_malformed, limit)
+
+
+def load_tfds(
+  directory: epath.PathLike, field: str = "prompt", split: str = "train", limit: int = 0
+) -> SeedLoad:
+  """Seeds from the text feature `field` of a TFDS dataset directory (array_record or tfrecord)."""
+  builder = tfds.builder_from_directory(directory)
+  if field not in builder.info.features:
+    raise ValueError(f"{directory}: no feature {field!r}; features: {sorted(builder.info.features)}")
+  if builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
+    source = builder.as_data_source(split)
+    rows = source.__getitems__(range(min(limit, len(source)) if limit else len(source)))
+  else:  # tfrecord shards have no random access: stream them
+    rows = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False).take(limit or -1))
+  prompts = [row[field].decode("utf-8") if isinstance(row[field], bytes) else str(row[field]) for row in rows]
+  return SeedLoad(prompts, [], str(directory))
+
+
+def load_seeds(config: creator_config.PoolConfig, *, task: str, seed: int) -> SeedLoad:
+  """The seed prompts `config.pool` names (`task`: that task's `seed_prompts(num_seeds, seed)`)."""
+  if config.seed_source == "task":
+    return SeedLoad(tasks.get_task(task).seed_prompts(config.num_seeds, seed), [], f"task {task}")
+  if config.seed_source == "tfds":
+    return load_tfds(config.seed_path, config.seed_field, config.seed_split, config.num_seeds)
+  return load_file(
+    config.seed_path, config.seed_source, config.seed_field, config.on_malformed, config.num_seeds
+  )
