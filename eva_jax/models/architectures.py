@@ -22,7 +22,8 @@ class Architecture:
   tokenizer_kind: str  # one of tokenizer_lib.KINDS
 
 
-def _tiny_config(*, layers: int, width: int, heads: int, kv_heads: int, mlp: int):
+def cpu_sized_config(*, layers: int, width: int, heads: int, kv_heads: int, mlp: int):
+  """A Gemma-2-style config (soft-caps, local/global attention) over the embedded 512-token vocab."""
   local, glob = gm.nn.AttentionType.LOCAL_SLIDING, gm.nn.AttentionType.GLOBAL
   return gm.nn.config.TransformerConfig(
     num_embed=tokenizer_lib.EMBEDDED_VOCAB_SIZE,
@@ -41,8 +42,8 @@ def _tiny_config(*, layers: int, width: int, heads: int, kv_heads: int, mlp: int
   )
 
 
-TINY_CONFIG = _tiny_config(layers=3, width=128, heads=4, kv_heads=2, mlp=512)
-SMALL_CONFIG = _tiny_config(layers=6, width=256, heads=8, kv_heads=4, mlp=1024)
+TINY_CONFIG = cpu_sized_config(layers=3, width=128, heads=4, kv_heads=2, mlp=512)
+SMALL_CONFIG = cpu_sized_config(layers=6, width=256, heads=8, kv_heads=4, mlp=1024)
 
 
 def _fixed(cls, **kwargs) -> Callable[[jnp.dtype], gm.nn.Transformer]:
