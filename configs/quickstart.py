@@ -34,6 +34,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # The solver (eva_jax/solver): loss, batching and optimizer. The paper's DPO settings are beta
   # 0.05, lr 5e-7, batch 64, 2 epochs; the tiny model learns on CPU with a larger lr.
+  # The eva loop (eva_jax/loop): an SFT warm start on seed-difficulty sums, then offline rounds.
+  config.loop = ml_collections.ConfigDict()
+  config.loop.mode = "offline"  # offline: rounds of sampling, creator and DPO-family epochs.
+  config.loop.rounds = 3  # eva rounds after the warm start.
+  config.loop.creator = True  # False = static prompts (the creator-off baseline).
+  config.loop.num_samples = 6  # Responses sampled per prompt (paper: 6).
+  config.loop.temperature = 0.7  # Sampling temperature (paper: 0.7).
+  config.loop.top_p = 0.9  # Nucleus sampling (paper: 0.9).
+  config.loop.max_new_tokens = 16  # Response token limit when sampling.
+  config.loop.sample_batch_size = 64  # Prompts per sampler call.
+  config.loop.max_cache_length = 128  # KV-cache length: prompt + response tokens.
+  config.loop.old_fraction = 0.2  # Share of a round's training pairs from its old prompts (paper: 0.2).
+  config.loop.min_gap = 0.0  # A pair needs best - worst reward above this.
+  config.loop.warmstart_steps = 500  # SFT steps on seed-difficulty reference answers (0 = none).
+  config.loop.warmstart_batch_size = 64  # SFT batch size.
+  config.loop.warmstart_learning_rate = 3e-3  # SFT peak learning rate (cosine, 5% warmup).
+  config.loop.eval_per_bucket = 50  # Held-out prompts per difficulty bucket, evaluated after each round.
+  config.loop.checkpoint_keep = 2  # Run checkpoints kept.
+
   config.solver = ml_collections.ConfigDict()
   config.solver.loss = "dpo"  # dpo, cdpo, ipo, simpo, orpo, sppo (offline) or rloo (online).
   config.solver.beta = 0.1  # KL anchor (DPO/cDPO/IPO/SPPO/RLOO) or reward scale (SimPO/ORPO).

@@ -17,6 +17,7 @@ from eva_jax.config_fields import get
 from eva_jax.config_fields import integer
 from eva_jax.config_fields import wrap
 from eva_jax.creator import config as creator_config
+from eva_jax.loop import config as loop_config
 from eva_jax.models import architectures
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
@@ -58,6 +59,7 @@ class RunConfig:
   reward: reward_config.RewardConfig
   creator: creator_config.CreatorConfig
   pool: creator_config.PoolConfig
+  loop: loop_config.LoopConfig
 
 
 def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
@@ -92,4 +94,20 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
     reward=reward_config.parse(config),
     creator=creator_config.parse(config),
     pool=creator_config.parse_pool(config),
+    loop=loop_config.parse(config),
   )
+
+
+def flatten(config: ml_collections.ConfigDict) -> dict:
+  """{"model.name": "tiny", ...}: the config as dotted paths to plain values."""
+  out = {}
+
+  def walk(node, prefix):
+    for key, value in node.items():
+      if isinstance(value, (dict, ml_collections.ConfigDict)):
+        walk(value, f"{prefix}{key}.")
+      else:
+        out[f"{prefix}{key}"] = value
+
+  walk(config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config, "")
+  return out

@@ -13,6 +13,7 @@ from ml_collections import config_flags
 
 from eva_jax import config as config_lib
 from eva_jax import model_check
+from eva_jax.loop import runner
 from eva_jax.rewards import config as reward_config
 from eva_jax.rewards import train_job as reward_train_job
 
@@ -20,11 +21,13 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, pools and metrics.")
 _MODE = flags.DEFINE_enum(
   "mode",
-  "check",
-  ["check", "train_reward_model"],
-  "check: the model check (eva_jax/model_check.py); train_reward_model: Bradley-Terry reward-model "
-  "training (eva_jax/rewards/train_job.py, configs/reward_model.py).",
+  "train",
+  ["train", "check", "train_reward_model"],
+  "train: the eva run (eva_jax/loop/runner.py; resumes a run in --workdir); check: the model check "
+  "(eva_jax/model_check.py); train_reward_model: Bradley-Terry reward-model training "
+  "(eva_jax/rewards/train_job.py, configs/reward_model.py).",
 )
+_FORCE = flags.DEFINE_bool("force", False, "Resume a run even if pinned config fields changed.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -39,8 +42,13 @@ def main(argv):
     sys.exit(f"eva_jax: invalid config: {e}")
   if training is not None:
     reward_train_job.run(cfg, training, _WORKDIR.value, _CONFIG.value)
-  else:
+  elif _MODE.value == "check":
     model_check.run(cfg, _WORKDIR.value)
+  else:
+    try:
+      runner.run(cfg, cfg.loop, _WORKDIR.value, config_lib.flatten(_CONFIG.value), force=_FORCE.value)
+    except ValueError as e:
+      sys.exit(f"eva_jax: {e}")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,10 @@ import jax
 import numpy as np
 
 from eva_jax import config as config_lib
-from eva_jax.models import architectures
 from eva_jax.models import batching
 from eva_jax.models import logprobs
 from eva_jax.models import params as params_lib
-from eva_jax.models import tokenizer as tokenizer_lib
+from eva_jax.models import setup
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
 from eva_jax.tasks import addition
@@ -33,23 +32,15 @@ def run(cfg: config_lib.RunConfig, workdir: epath.PathLike) -> dict:
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
-  mesh = mesh_lib.make_mesh(dict(zip(mesh_lib.AXES, cfg.mesh.shape)))
-  tokenizer = tokenizer_lib.load_tokenizer(cfg.model.tokenizer_kind, cfg.model.tokenizer or None)
-  model = architectures.build_model(cfg.model.name, cfg.model.param_dtype)
-  if model.config.num_embed < tokenizer.vocab_size:
-    raise ValueError(
-      f"tokenizer has {tokenizer.vocab_size} tokens; model {cfg.model.name} embeds only {model.config.num_embed}"
-    )
-  shardings = params_lib.shardings_for(model, mesh, cfg.mesh.rules)
-  if cfg.model.checkpoint:
-    params = params_lib.load_gemma_checkpoint(cfg.model.checkpoint, model, shardings)
-  else:
-    params = params_lib.init_params(model, jax.random.key(cfg.seed), shardings)
-  print(
-    f"mesh {dict(mesh.shape)} on {jax.device_count()} {jax.devices()[0].platform} device(s); "
-    f"model {cfg.model.name}: {sum(x.size for x in jax.tree.leaves(params)):,} params, "
-    f"{partition.per_device_bytes(params):,} bytes on device 0"
+  solver = setup.build(cfg)
+  mesh, tokenizer, model, shardings, params = (
+    solver.mesh,
+    solver.tokenizer,
+    solver.model,
+    solver.shardings,
+    solver.params,
   )
+  print(f"model {cfg.model.name}: {solver.describe()}")
 
   rng = np.random.default_rng(cfg.seed)
   problems = [addition.random_problem(rng) for _ in range(cfg.check.num_problems)]

@@ -20,7 +20,9 @@ so all of them read the same committed generation afterwards.
 
 from collections.abc import Iterable
 from collections.abc import Iterator
+import contextlib
 import dataclasses
+import io
 import itertools
 import json
 import re
@@ -130,16 +132,21 @@ class Pool:
     start = time.perf_counter()
     token = uuid.uuid4().hex[:12]
     data_root = self.root / f"gen_{generation:06d}-{token}"
-    builder = tfds.dataset_builders.store_as_tfds_dataset(
-      name=NAME,
-      version=VERSION,
-      features=features(),
-      split_datasets={SPLIT: _examples(itertools.chain([first], records))},
-      data_dir=data_root,
-      file_format="array_record",
-      disable_shuffling=True,  # keep the creator's order: index i is the i-th record written
-      description=f"eva prompt pool, generation {generation}",
-    )
+    # TFDS prints "Downloading and preparing dataset..." and progress bars for every write; the pool
+    # logs its own one-line summary instead.
+    tfds.display_progress_bar(False)
+    with contextlib.redirect_stdout(io.StringIO()):
+      builder = tfds.dataset_builders.store_as_tfds_dataset(
+        name=NAME,
+        version=VERSION,
+        features=features(),
+        split_datasets={SPLIT: _examples(itertools.chain([first], records))},
+        data_dir=data_root,
+        file_format="array_record",
+        disable_shuffling=True,  # keep the creator's order: index i is the i-th record written
+        description=f"eva prompt pool, generation {generation}",
+      )
+    tfds.display_progress_bar(True)
     downloads = data_root / "downloads"  # an empty folder TFDS makes for every builder
     if downloads.exists():
       downloads.rmtree()

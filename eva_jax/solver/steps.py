@@ -93,7 +93,7 @@ def pair_batch(
   max_response_len: int | None = None,
   row_multiple: int = 1,
 ) -> PairBatch:
-  """Host-side `PairBatch` (reference log-probs zero until `with_reference_logps`)."""
+  """Host-side `PairBatch` from texts (reference log-probs zero until `with_reference_logps`)."""
   if not len(prompts) == len(chosen) == len(rejected):
     raise ValueError(f"{len(prompts)} prompts, {len(chosen)} chosen, {len(rejected)} rejected")
   tb = batching.make_batch(
@@ -103,7 +103,22 @@ def pair_batch(
     max_prompt_len=max_prompt_len,
     max_response_len=max_response_len,
   )
-  n = len(prompts)
+  return _stack_pairs(tb, len(prompts), row_multiple)
+
+
+def pair_batch_from_ids(
+  prompt_ids, chosen_ids, rejected_ids, *, row_multiple: int = 1, length_multiple: int = 8
+):
+  """Host-side `PairBatch` from token ids (e.g. sampled responses, scored exactly as sampled)."""
+  if not len(prompt_ids) == len(chosen_ids) == len(rejected_ids):
+    raise ValueError(f"{len(prompt_ids)} prompts, {len(chosen_ids)} chosen, {len(rejected_ids)} rejected")
+  tb = batching.layout(
+    list(prompt_ids) * 2, list(chosen_ids) + list(rejected_ids), length_multiple=length_multiple
+  )
+  return _stack_pairs(tb, len(prompt_ids), row_multiple)
+
+
+def _stack_pairs(tb: batching.TokenBatch, n: int, row_multiple: int) -> PairBatch:
   rows = -(-n // row_multiple) * row_multiple
 
   def stack(x):  # [2n, L] -> [rows, 2, L]

@@ -1,0 +1,110 @@
+"""Benchmark answers from our sampler: one response per prompt, and multi-turn conversations answered
+turn by turn with the earlier questions and answers in context.
+
+The sampler wraps each prompt in one Gemma user turn (`chat_template.format_prompt`). A later turn
+needs the whole conversation in Gemma's multi-turn template instead:
+
+    <start_of_turn>user\\n{q1}<end_of_turn>\\n<start_of_turn>model\\n{a1}<end_of_turn>\\n
+    <start_of_turn>user\\n{q2}<end_of_turn>\\n<start_of_turn>model\\n
+
+`sampler_prompt(history, question)` is the text that the sampler's wrapper turns into exactly that
+(the wrapper adds the first user prefix and the final model prefix), so one jitted sampler serves
+every turn and every benchmark.
+"""
+
+from collections.abc import Callable
+from collections.abc import Sequence
+import dataclasses
+from typing import Any
+
+import jax
+
+from eva_jax.models import chat_template
+from eva_jax.sampling import sampler
+
+# (prompts, key, temperature or None for the configured one) -> one response per prompt.
+Respond = Callable[[Sequence[str], int, float | None], list[str]]
+
+
+def conversation_text(history: Sequence[tuple[str, str]], question: str) -> str:
+  """Gemma chat text of the (question, answer) turns in `history`, then `question` awaiting its answer."""
+  earlier = "".join(chat_template.format_dialog(q, a) + "\n" for q, a in history)
+  return earlier + chat_template.format_prompt(question)
+
+
+def sampler_prompt(history: Sequence[tuple[str, str]], question: str) -> str:
+  """The prompt that makes `sampler.sample` condition on `conversation_text(history, question)`."""
+  text = conversation_text(history, question)
+  closing = chat_template.format_prompt("")[len(chat_template.USER_PREFIX) :]
+  inner = text[len(chat_template.USER_PREFIX) : len(text) - len(closing)]
+  # Guards against a change of the single-turn template silently breaking later turns.
+  if chat_template.format_prompt(inner) != text:
+    raise RuntimeError("chat_template.format_prompt no longer wraps a prompt as one user turn")
+  return inner
+
+
+@dataclasses.dataclass(frozen=True)
+class Responder:
+  """One response per prompt from `params` with `sampling` (num_samples is ignored); a `Respond`.
+
+  Call i of a run passes its own `key`, folded into `rng`, so sampled answers are reproducible.
+  Responses are stripped of surrounding whitespace, as the benchmarks' own answer scripts do.
+  """
+
+  model: Any
+  params: Any
+  tokenizer: Any
+  sampling: sampler.SamplingConfig
+  rng: jax.Array
+  mesh: jax.sharding.Mesh | None = None
+  progress: bool | None = None
+
+  def __call__(self, prompts: Sequence[str], key: int = 0, temperature: float | None = None) -> list[str]:
+    config = dataclasses.replace(self.sampling, num_samples=1)
+    if temperature is not None:
+      config = dataclasses.replace(config, temperature=temperature)
+    samples = sampler.sample(
+      self.model,
+      self.params,
+      self.tokenizer,
+      list(prompts),
+      config,
+      jax.random.fold_in(self.rng, key),
+      mesh=self.mesh,
+      progress=self.progress,
+    )
+    return [text.strip() for text in samples.text]
+
+  def count_tokens(self, text: str) -> int:
+    return len(self.tokenizer.encode(text))
+
+
+def answer_conversations(
+  respond: Respond,
+  conversations: Sequence[Sequence[str]],
+  temperatures: Sequence[float | None] | None = None,
+) -> list[list[str]]:
+  """Answers every user turn of every conversation; turn k sees turns < k and their answers.
+
+  Turn k of all conversations that have one is answered in one `respond` call per distinct
+  temperature (`temperatures[i]` for conversation i; None = the responder's own setting).
+  """
+  if temperatures is None:
+    temperatures = [None] * len(conversations)
+  if len(temperatures) != len(conversations):
+    raise ValueError(f"{len(temperatures)} temperatures for {len(conversations)} conversations")
+  distinct = list(dict.fromkeys(temperatures))
+  answers: list[list[str]] = [[] for _ in conversations]
+  for turn in range(max(map(len, conversations), default=0)):
+    for group, temperature in enumerate(distinct):
+      members = [i for i, c in enumerate(conversations) if len(c) > turn and temperatures[i] == temperature]
+      if not members:
+        continue
+      prompts = [
+        sampler_prompt(list(zip(conversations[i][:turn], answers[i])), conversations[i][turn])
+        for i in members
+      ]
+      replies = respond(prompts, turn * len(distinct) + group, temperature)
+      for i, reply in zip(members, replies, strict=True):
+        answers[i].append(reply)
+  return answers

@@ -1,0 +1,53 @@
+"""The `config.loop` section: rounds, sampling, pairs, the SFT warm start and checkpointing."""
+
+import dataclasses
+
+import ml_collections
+
+from eva_jax import config_fields as fields
+
+MODES = ("offline",)  # "online" (RLOO) comes with the online loop
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+  mode: str  # one of MODES
+  rounds: int  # eva rounds after the warm start
+  creator: bool  # False: static prompts (the creator never changes the pool)
+  num_samples: int  # responses sampled per prompt (n)
+  temperature: float  # sampling temperature of the solver's responses
+  top_p: float  # nucleus sampling
+  max_new_tokens: int  # response length limit when sampling
+  sample_batch_size: int  # prompts per sampler call
+  max_cache_length: int  # KV-cache length (prompt + response tokens)
+  old_fraction: float  # share of training pairs drawn from the round's old prompts
+  min_gap: float  # a pair needs best - worst reward > min_gap
+  warmstart_steps: int  # SFT steps on seed-difficulty reference answers before round 1 (0 = none)
+  warmstart_batch_size: int  # SFT batch size
+  warmstart_learning_rate: float  # SFT peak learning rate (cosine, 5% warmup)
+  eval_per_bucket: int  # held-out prompts per difficulty bucket, evaluated after every round
+  checkpoint_keep: int  # run checkpoints kept
+
+
+def parse(config: ml_collections.ConfigDict) -> LoopConfig:
+  """Validates `config.loop`; a bad field raises ConfigError naming it."""
+  fields.get(config, "loop", ml_collections.ConfigDict)
+  number, integer = fields.number, fields.integer
+  return LoopConfig(
+    mode=fields.choice(config, "loop.mode", MODES),
+    rounds=integer(config, "loop.rounds", low=0),
+    creator=fields.flag(config, "loop.creator"),
+    num_samples=integer(config, "loop.num_samples", low=2),
+    temperature=number(config, "loop.temperature", low=0.0),
+    top_p=number(config, "loop.top_p", low=0.0, high=1.0),
+    max_new_tokens=integer(config, "loop.max_new_tokens", low=1),
+    sample_batch_size=integer(config, "loop.sample_batch_size", low=1),
+    max_cache_length=integer(config, "loop.max_cache_length", low=2),
+    old_fraction=number(config, "loop.old_fraction", low=0.0, high=0.99),
+    min_gap=number(config, "loop.min_gap", low=0.0),
+    warmstart_steps=integer(config, "loop.warmstart_steps", low=0),
+    warmstart_batch_size=integer(config, "loop.warmstart_batch_size", low=1),
+    warmstart_learning_rate=number(config, "loop.warmstart_learning_rate", low=0.0),
+    eval_per_bucket=integer(config, "loop.eval_per_bucket", low=0),
+    checkpoint_keep=integer(config, "loop.checkpoint_keep", low=1),
+  )

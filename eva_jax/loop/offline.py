@@ -1,0 +1,153 @@
+"""One offline eva round (the paper's main setting).
+
+    pool_t -> sample n responses per prompt -> rewards -> informativeness -> select -> evolve
+      -> filter -> pool_{t+1} -> sample + score the new prompts -> best-vs-worst pairs
+      -> mix (old_fraction old / rest new) -> reference log-probs -> DPO-family epochs
+
+The reference is the params the round starts from. Every random choice comes from (seed, round),
+so a round redone after a crash makes the same pool generation and pairs; a pool generation that
+was already committed before the crash is read back instead of written again.
+"""
+
+import dataclasses
+import time
+
+from absl import logging
+import jax
+import numpy as np
+
+from eva_jax.creator import generation as generation_lib
+from eva_jax.creator import pool as pool_lib
+from eva_jax.loop import pairs as pairs_lib
+from eva_jax.loop import responses as responses_lib
+from eva_jax.loop import training
+from eva_jax.sampling import sampler
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundContext:
+  """Everything a round needs that does not change between rounds."""
+
+  cfg: object  # eva_jax.config.RunConfig
+  loop: object  # eva_jax.loop.config.LoopConfig
+  model: object
+  tokenizer: object
+  mesh: object
+  param_shardings: object
+  reward_source: object
+  evolver: object
+  pool: pool_lib.Pool
+  on_metrics: object  # (step, dict) -> None for training-step metrics
+
+
+def sampling_config(loop) -> sampler.SamplingConfig:
+  return sampler.SamplingConfig(
+    num_samples=loop.num_samples,
+    max_new_tokens=loop.max_new_tokens,
+    temperature=loop.temperature,
+    top_p=loop.top_p,
+    batch_size=loop.sample_batch_size,
+    max_cache_length=loop.max_cache_length,
+  )
+
+
+def _score(ctx: RoundContext, params, records, rng) -> responses_lib.ScoredResponses:
+  return responses_lib.sample_and_score(
+    ctx.model,
+    params,
+    ctx.tokenizer,
+    [r.text for r in records],
+    sampling_config(ctx.loop),
+    rng,
+    ctx.reward_source,
+    ctx.cfg.reward.nonfinite,
+    prompt_keys=[r.prompt_id for r in records],
+    mesh=ctx.mesh,
+  )
+
+
+def _next_pool(ctx: RoundContext, records, scored, generation: int, rng: np.random.Generator):
+  """(children, stats) of pool generation `generation` (written now, or read back after a crash)."""
+  if generation in ctx.pool.generations():
+    logging.info("pool generation %d already committed: reading it back", generation)
+    new_records = ctx.pool.read_generation(generation)
+    return [r for r in new_records if r.generation == generation], {"creator/reused": 1.0}
+  count_tokens = lambda text: len(ctx.tokenizer.encode(text))
+  gen = generation_lib.next_generation(
+    records,
+    scored.rewards,
+    None,
+    config=ctx.cfg.creator,
+    evolver=ctx.evolver,
+    generation=generation,
+    rng=rng,
+    count_tokens=count_tokens,
+    max_size=ctx.cfg.pool.max_size,
+  )
+  ctx.pool.write_generation(generation, gen.records)
+  return gen.children, gen.stats
+
+
+def _pair_ids(scored: responses_lib.ScoredResponses, pairs: pairs_lib.Pairs):
+  return (
+    [scored.prompt_ids[p] for p in pairs.prompt],
+    [scored.response_ids[p][c] for p, c in zip(pairs.prompt, pairs.chosen)],
+    [scored.response_ids[p][r] for p, r in zip(pairs.prompt, pairs.rejected)],
+  )
+
+
+def run_round(ctx: RoundContext, params, round_index: int, generation: int):
+  """Runs round `round_index` from pool generation `generation`; returns (params, next generation, stats)."""
+  start = time.perf_counter()
+  seed = ctx.cfg.seed
+  key = jax.random.fold_in(jax.random.key(seed), round_index)
+  rng = np.random.default_rng([seed, round_index])
+  records = ctx.pool.read_generation(generation)
+  old = _score(ctx, params, records, jax.random.fold_in(key, 0))
+  stats = {
+    "round/pool_size": len(records),
+    "round/reward_mean": float(np.nanmean(old.rewards)),
+    "round/reward_max": float(np.nanmax(old.rewards)),
+    "round/reward_min": float(np.nanmin(old.rewards)),
+    "round/zero_variance_prompts": float(np.mean(np.nanmax(old.rewards, 1) == np.nanmin(old.rewards, 1))),
+    "round/dropped_responses": old.num_dropped,
+  }
+  old_pairs = pairs_lib.best_vs_worst(old.rewards, ctx.loop.min_gap)
+  prompt_ids, chosen_ids, rejected_ids = _pair_ids(old, old_pairs)
+  next_generation = generation
+  if ctx.loop.creator:
+    next_generation = generation + 1
+    children, creator_stats = _next_pool(ctx, records, old, next_generation, rng)
+    stats |= creator_stats
+    if children:
+      new = _score(ctx, params, children, jax.random.fold_in(key, 1))
+      new_pairs = pairs_lib.best_vs_worst(new.rewards, ctx.loop.min_gap)
+      new_idx, old_idx = pairs_lib.mix(len(new_pairs), len(old_pairs), ctx.loop.old_fraction, rng)
+      n_p, n_c, n_r = _pair_ids(new, new_pairs.take(new_idx))
+      o_p, o_c, o_r = _pair_ids(old, old_pairs.take(old_idx))
+      prompt_ids, chosen_ids, rejected_ids = n_p + o_p, n_c + o_c, n_r + o_r
+      stats |= {
+        "round/new_prompt_reward_mean": float(np.nanmean(new.rewards)),
+        "round/new_pairs": len(new_pairs),
+      }
+  stats["round/old_pairs"] = len(old_pairs)
+  stats["round/train_pairs"] = len(prompt_ids)
+  if not prompt_ids:
+    logging.warning("round %d: no prompt has any reward spread; no training this round", round_index)
+  else:
+    params, metrics = training.preference_epochs(
+      ctx.model,
+      params,
+      prompt_ids,
+      chosen_ids,
+      rejected_ids,
+      solver=ctx.cfg.solver,
+      mesh=ctx.mesh,
+      param_shardings=ctx.param_shardings,
+      seed=seed * 1000 + round_index,
+      chunk_size=ctx.cfg.model.logprob_chunk,
+      on_metrics=ctx.on_metrics,
+    )
+    stats |= {f"train/{k}": v for k, v in metrics.items()}
+  stats["round/seconds"] = time.perf_counter() - start
+  return params, next_generation, stats
