@@ -140,5 +140,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.pool.seed_split = "train"  # tfds: the split to read.
   config.pool.num_seeds = 256  # task: prompts drawn; files: keep the first N (0 = all).
   config.pool.on_malformed = "skip"  # Malformed seed lines: skip (count, log line numbers) or fail.
-  config.pool.max_size = 0  # Prompts kept per generation, least informative dropped first; 0 = all.
+  config.pool.max_size = 512  # Prompts kept per generation, least informative dropped first; 0 = all.
   return config
