@@ -36,7 +36,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # 0.05, lr 5e-7, batch 64, 2 epochs; the tiny model learns on CPU with a larger lr.
   # The eva loop (eva_jax/loop): an SFT warm start on seed-difficulty sums, then offline rounds.
   config.loop = ml_collections.ConfigDict()
-  config.loop.mode = "offline"  # offline: rounds of sampling, creator and DPO-family epochs.
+  config.loop.mode = "offline"  # offline: rounds of sampling, creator, DPO-family epochs; online: RLOO.
   config.loop.rounds = 3  # eva rounds after the warm start.
   config.loop.creator = True  # False = static prompts (the creator-off baseline).
   config.loop.num_samples = 6  # Responses sampled per prompt (paper: 6).
@@ -52,6 +52,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.loop.warmstart_learning_rate = 3e-3  # SFT peak learning rate (cosine, 5% warmup).
   config.loop.eval_per_bucket = 50  # Held-out prompts per difficulty bucket, evaluated after each round.
   config.loop.checkpoint_keep = 2  # Run checkpoints kept.
+  config.loop.steps = 200  # online: RLOO steps (solver.loss = "rloo").
+  config.loop.draw = (
+    "weighted"  # online: prompts drawn by informativeness, uniform, or dapo (skip flat groups).
+  )
+  config.loop.creator_every_steps = 20  # online: the creator evolves the pool every this many steps.
+  config.loop.checkpoint_every_steps = 50  # online: checkpoint interval in steps.
 
   config.solver = ml_collections.ConfigDict()
   config.solver.loss = "dpo"  # dpo, cdpo, ipo, simpo, orpo, sppo (offline) or rloo (online).
@@ -141,4 +147,37 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.pool.num_seeds = 256  # task: prompts drawn; files: keep the first N (0 = all).
   config.pool.on_malformed = "skip"  # Malformed seed lines: skip (count, log line numbers) or fail.
   config.pool.max_size = 512  # Prompts kept per generation, least informative dropped first; 0 = all.
+
+  # Evaluation (eva_jax/evaluation): held-out reward, win rate against a reference policy judged by the
+  # reward source, exact match per difficulty bucket, and answer files for the public benchmarks.
+  config.eval = ml_collections.ConfigDict()
+  config.eval.every_rounds = 1  # Evaluate after every k-th round and the last one; 0 = only in --mode=eval.
+  config.eval.task = "addition"  # Task whose held-out set and exact-match report are used; "" = none.
+  config.eval.per_bucket = 50  # Held-out task prompts per difficulty bucket (fixed set, easy to hard).
+  config.eval.prompts_path = ""  # JSONL/CSV of held-out prompts instead of the task's; "" = the task's.
+  config.eval.prompts_field = "prompt"  # JSON key or CSV column holding each held-out prompt.
+  config.eval.reference = "round0"  # Win-rate reference: round0 (start params), a checkpoint dir, "" = none.
+  config.eval.num_samples = 1  # Responses per held-out prompt, paired sample by sample with the reference's.
+  config.eval.temperature = 0.0  # Eval sampling temperature; 0 = greedy (paper's sampling: 0.7).
+  config.eval.top_p = 1.0  # Eval nucleus sampling; 1.0 = off (paper's sampling: 0.9).
+  config.eval.max_new_tokens = 24  # Eval response token limit.
+  config.eval.max_cache_length = 128  # Eval prompt + response tokens per row.
+  config.eval.batch_size = 128  # Held-out prompts per sampler call.
+  config.eval.bootstrap = 1000  # Bootstrap resamples of the prompts for confidence intervals; 0 = none.
+  config.eval.confidence = 0.95  # Confidence level of the intervals.
+  config.eval.tie_tolerance = 0.0  # |policy - reference reward| <= this counts as a tie (half a win).
+  config.eval.seed = 0  # Seed of eval sampling and of the bootstrap.
+
+  config.eval.export = ml_collections.ConfigDict()  # Benchmark answers; a benchmark runs if its file is set.
+  config.eval.export.dir = ""  # Output directory; "" = <workdir>/benchmarks.
+  config.eval.export.model_id = "eva_jax"  # Model name in the answer files and their file names.
+  config.eval.export.arena_hard_questions = ""  # Arena-Hard question.jsonl (you provide it); "" = skip.
+  config.eval.export.mt_bench_questions = ""  # MT-Bench (FastChat) question.jsonl; "" = skip.
+  config.eval.export.alpaca_eval_instructions = ""  # AlpacaEval JSON list of {"instruction", ...}; "" = skip.
+  config.eval.export.category_temperatures = False  # Use FastChat's per-category temperatures (MT-Bench).
+  config.eval.export.temperature = 0.0  # Answer temperature; 0 = greedy (paper's sampling: 0.7).
+  config.eval.export.top_p = 1.0  # Answer nucleus sampling; 1.0 = off (paper's sampling: 0.9).
+  config.eval.export.max_new_tokens = 256  # Answer tokens per turn (Arena-Hard's own: 4096, MT-Bench: 1024).
+  config.eval.export.max_cache_length = 1024  # Prompt (with earlier turns) + answer tokens per row.
+  config.eval.export.batch_size = 32  # Questions per sampler call.
   return config

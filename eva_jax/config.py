@@ -85,7 +85,7 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
     shape=wrap("mesh.shape", lambda: mesh_lib.resolve_mesh_shape(dict(shape), num_devices)),
     rules=wrap("mesh.rules", lambda: partition.validate_rules(rules) or rules),
   )
-  return RunConfig(
+  run = RunConfig(
     seed=integer(config, "seed", low=0),
     model=model,
     mesh=mesh,
@@ -96,6 +96,12 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
     pool=creator_config.parse_pool(config),
     loop=loop_config.parse(config),
   )
+  if (run.loop.mode == "online") != run.solver.online:
+    raise ConfigError(
+      f"config.solver.loss: {run.solver.loss!r} does not fit config.loop.mode={run.loop.mode!r} "
+      "(online runs RLOO: loss 'rloo'; offline runs the DPO family)"
+    )
+  return run
 
 
 def flatten(config: ml_collections.ConfigDict) -> dict:

@@ -1,4 +1,4 @@
-"""The `config.loop` section: rounds, sampling, pairs, the SFT warm start and checkpointing."""
+"""The `config.loop` section: offline rounds or online steps, sampling, pairs, warm start, checkpoints."""
 
 import dataclasses
 
@@ -6,7 +6,8 @@ import ml_collections
 
 from eva_jax import config_fields as fields
 
-MODES = ("offline",)  # "online" (RLOO) comes with the online loop
+MODES = ("offline", "online")
+DRAWS = ("weighted", "uniform", "dapo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +27,10 @@ class LoopConfig:
   warmstart_batch_size: int  # SFT batch size
   warmstart_learning_rate: float  # SFT peak learning rate (cosine, 5% warmup)
   eval_per_bucket: int  # held-out prompts per difficulty bucket, evaluated after every round
+  steps: int  # online: RLOO steps
+  draw: str  # online: how a step's prompts are drawn from the pool (one of DRAWS)
+  creator_every_steps: int  # online: the creator evolves the pool every this many steps
+  checkpoint_every_steps: int  # online: checkpoint interval (steps)
   checkpoint_keep: int  # run checkpoints kept
 
 
@@ -49,5 +54,9 @@ def parse(config: ml_collections.ConfigDict) -> LoopConfig:
     warmstart_batch_size=integer(config, "loop.warmstart_batch_size", low=1),
     warmstart_learning_rate=number(config, "loop.warmstart_learning_rate", low=0.0),
     eval_per_bucket=integer(config, "loop.eval_per_bucket", low=0),
+    steps=integer(config, "loop.steps", low=0),
+    draw=fields.choice(config, "loop.draw", DRAWS),
+    creator_every_steps=integer(config, "loop.creator_every_steps", low=1),
+    checkpoint_every_steps=integer(config, "loop.checkpoint_every_steps", low=1),
     checkpoint_keep=integer(config, "loop.checkpoint_keep", low=1),
   )

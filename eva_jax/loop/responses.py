@@ -19,6 +19,7 @@ class ScoredResponses:
   prompt_ids: list[list[int]]  # BOS + chat-formatted prompt token ids, per prompt
   response_ids: list[list[list[int]]]  # [P][n] sampled token ids (stop token included)
   texts: list[list[str]]  # [P][n] decoded responses
+  logprobs: list[list[list[float]]]  # [P][n] sampling-time log-probs of each response token
   rewards: np.ndarray  # [P, n] float32
   tokens_sampled: int
 
@@ -53,11 +54,13 @@ def sample_and_score(
   rewards, keep, _ = nonfinite.score_with_policy(reward_source, repeated, texts, nonfinite_policy, keys)
   rewards = np.where(keep, np.asarray(rewards, np.float32), np.nan).reshape(len(prompts), n)
   ids = [row[:length].tolist() for row, length in zip(samples.tokens, samples.lengths)]
+  lps = [row[:length].tolist() for row, length in zip(samples.logprobs, samples.lengths)]
   return ScoredResponses(
     prompts=list(prompts),
     prompt_ids=batching.encode_prompts(tokenizer, prompts),
     response_ids=[ids[i * n : (i + 1) * n] for i in range(len(prompts))],
     texts=[texts[i * n : (i + 1) * n] for i in range(len(prompts))],
+    logprobs=[lps[i * n : (i + 1) * n] for i in range(len(prompts))],
     rewards=rewards,
     tokens_sampled=int(samples.lengths.sum()),
   )

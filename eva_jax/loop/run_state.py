@@ -28,20 +28,27 @@ class RunCheckpoints:
   def latest(self) -> int | None:
     return self.manager.latest_step()
 
-  def save(self, step: int, params, meta: Mapping) -> None:
-    """Writes step `step` (collectively on every host) and waits until it is complete on disk."""
+  def save(self, step: int, tree, meta: Mapping) -> None:
+    """Writes step `step` (collectively on every host) and waits until it is complete on disk.
+
+    `tree` is the params (offline) or the state dict of the whole TrainState (online).
+    """
     self.manager.save(
-      step, args=ocp.args.Composite(params=ocp.args.StandardSave(params), meta=ocp.args.JsonSave(dict(meta)))
+      step, args=ocp.args.Composite(params=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(dict(meta)))
     )
     self.manager.wait_until_finished()
 
   def restore(self, step: int, abstract_params) -> tuple[dict, dict]:
-    """(params, meta) of `step`; `abstract_params` carries the target shapes, dtypes and shardings."""
+    """(tree, meta) of `step`; `abstract_params` carries the target shapes, dtypes and shardings."""
     restored = self.manager.restore(
       step,
       args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract_params), meta=ocp.args.JsonRestore()),
     )
     return restored["params"], restored["meta"]
+
+  def meta(self, step: int) -> dict:
+    """Only the JSON part of `step` (what the run was doing), without reading any arrays."""
+    return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
   def close(self) -> None:
     self.manager.close()

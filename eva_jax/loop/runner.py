@@ -10,6 +10,7 @@ import time
 
 from absl import logging
 from etils import epath
+import flax
 
 from eva_jax import tasks
 from eva_jax.creator import generation as generation_lib
@@ -17,6 +18,7 @@ from eva_jax.creator import pool as pool_lib
 from eva_jax.creator.evolvers import factory as evolver_factory
 from eva_jax.loop import metrics as metrics_lib
 from eva_jax.loop import offline
+from eva_jax.loop import online
 from eva_jax.loop import run_state
 from eva_jax.loop import task_eval
 from eva_jax.loop import training
@@ -81,9 +83,14 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
     checkpoints.save(0, params, meta)
     summary_path.write_text(json.dumps(summary, indent=1))
   else:
-    params, meta = checkpoints.restore(latest, run_state.abstract_like(solver.params))
+    meta = checkpoints.meta(latest)
     run_state.check_compatible(meta["config"], run_state.pinned(flat_config), force=force)
-    print(f"resuming {workdir}: round {meta['round']} finished, pool generation {meta['generation']}")
+    params = solver.params
+    if not meta.get("step"):  # offline rounds and the warm start store params only
+      params, _ = checkpoints.restore(latest, run_state.abstract_like(solver.params))
+    print(
+      f"resuming {workdir}: round {meta['round']} / step {meta.get('step', 0)} done, pool generation {meta['generation']}"
+    )
 
   evolver = evolver_factory.build_evolver(
     cfg.creator, model=solver.model, params=params, tokenizer=solver.tokenizer, mesh=solver.mesh
@@ -102,25 +109,76 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
     pool=pool,
     on_metrics=lambda i, m: writer.scalars(step_offset[0] + i, {f"train/{k}": v for k, v in m.items()}),
   )
-  generation = meta["generation"]
-  for round_index in range(meta["round"] + 1, loop.rounds + 1):
-    step_offset[0] = round_index * 1_000_000  # distinct, increasing TensorBoard steps per round
-    params, generation, stats = offline.run_round(ctx, params, round_index, generation)
-    evaluation = task_eval.evaluate(solver, task, eval_prompts, loop, params=params) if eval_prompts else {}
-    writer.scalars(round_index, stats | {f"eval/{k}": v for k, v in task_eval.flat(evaluation).items()})
-    info = [r.info for r in pool.read_generation(generation)]
-    writer.histogram(round_index, "creator/info", info)
-    checkpoints.save(
-      round_index, params, {"round": round_index, "generation": generation, "config": meta["config"]}
+  if loop.mode == "online":
+    params, summary = _online(
+      ctx, params, meta, checkpoints, writer, summary, solver, task, eval_prompts, latest
     )
-    summary["rounds"].append(
-      {"round": round_index, "generation": generation, "stats": stats, "eval": evaluation}
+  else:
+    params, summary = _offline(
+      ctx, params, meta, checkpoints, writer, summary, solver, task, eval_prompts, step_offset
     )
-    summary_path.write_text(json.dumps(summary, indent=1, default=float))
-    print(task_eval.round_line(round_index, generation, stats, evaluation))
+  summary_path.write_text(json.dumps(summary, indent=1, default=float))
   writer.close()
   checkpoints.close()
   reward_source.close()
   summary["seconds"] = time.perf_counter() - start
   logging.info("run finished in %.0fs", summary["seconds"])
   return summary
+
+
+def _offline(ctx, params, meta, checkpoints, writer, summary, solver, task, eval_prompts, step_offset):
+  loop, pool = ctx.loop, ctx.pool
+  generation = meta["generation"]
+  for round_index in range(meta["round"] + 1, loop.rounds + 1):
+    step_offset[0] = round_index * 1_000_000  # distinct, increasing TensorBoard steps per round
+    params, generation, stats = offline.run_round(ctx, params, round_index, generation)
+    evaluation = task_eval.evaluate(solver, task, eval_prompts, loop, params=params) if eval_prompts else {}
+    writer.scalars(round_index, stats | {f"eval/{k}": v for k, v in task_eval.flat(evaluation).items()})
+    writer.histogram(round_index, "creator/info", [r.info for r in pool.read_generation(generation)])
+    checkpoints.save(
+      round_index, params, {"round": round_index, "generation": generation, "config": meta["config"]}
+    )
+    summary["rounds"].append(
+      {"round": round_index, "generation": generation, "stats": stats, "eval": evaluation}
+    )
+    print(task_eval.round_line(round_index, generation, stats, evaluation))
+  return params, summary
+
+
+def _online(ctx, params, meta, checkpoints, writer, summary, solver, task, eval_prompts, latest):
+  loop = ctx.loop
+  restore = None
+  if meta.get("step"):
+    restore = lambda abstract: flax.serialization.from_state_dict(
+      abstract, checkpoints.restore(latest, flax.serialization.to_state_dict(abstract))[0]
+    )
+
+  def on_step(step, state, generation, stats):
+    writer.scalars(step, stats)
+    if (step + 1) % loop.checkpoint_every_steps == 0 or step + 1 == loop.steps:
+      checkpoints.save(
+        step + 1,
+        flax.serialization.to_state_dict(state),
+        {"round": 0, "step": step + 1, "generation": generation, "config": meta["config"]},
+      )
+    if (step + 1) % 10 == 0:
+      print(
+        f"online step {step + 1}/{loop.steps}: reward {stats.get('train/reward/mean', float('nan')):.3f}, "
+        f"zero-variance groups {stats['online/zero_variance_groups']:.2f}, pool {stats['online/pool_size']}"
+      )
+
+  params, generation, stats = online.run_online(
+    ctx,
+    params,
+    start_step=meta.get("step", 0),
+    generation=meta["generation"],
+    restore=restore,
+    on_step=on_step,
+  )
+  evaluation = task_eval.evaluate(solver, task, eval_prompts, loop, params=params) if eval_prompts else {}
+  writer.scalars(loop.steps, {f"eval/{k}": v for k, v in task_eval.flat(evaluation).items()})
+  summary["rounds"].append(
+    {"round": "online", "step": loop.steps, "generation": generation, "stats": stats, "eval": evaluation}
+  )
+  print(task_eval.round_line(loop.steps, generation, stats, evaluation))
+  return params, summary

@@ -1,0 +1,190 @@
+"""Online eva with RLOO: every step draws prompts from the pool, samples k responses each, scores
+them and takes an RLOO step; the creator evolves the pool every `creator_every_steps` steps.
+
+Drawing (`loop.draw`): "weighted" by the latest normalised informativeness (never-scored prompts get
+the top weight, so new prompts are tried first), "uniform", or "dapo": weighted, but groups whose k
+rewards are all equal carry no RLOO signal and are replaced by fresh draws (up to `dapo_tries`
+extra draws). A group with a dropped (non-finite) reward is masked out of the step. Each step's
+per-prompt rewards update that prompt's statistics and informativeness for free.
+"""
+
+import time
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from eva_jax.creator import generation as generation_lib
+from eva_jax.creator import informativeness
+from eva_jax.creator import records as records_lib
+from eva_jax.loop import offline
+from eva_jax.loop import responses as responses_lib
+from eva_jax.models import batching
+from eva_jax.solver import optim
+from eva_jax.solver import steps
+from eva_jax.solver import train_state
+
+DAPO_TRIES = 3  # extra draws per step to replace zero-variance groups
+
+
+def draw_weights(records, draw: str) -> np.ndarray:
+  """Sampling probabilities over the pool for one step's prompts."""
+  if draw == "uniform":
+    return np.full(len(records), 1.0 / len(records))
+  weights = informativeness.normalise(records_lib.info_scores(records))
+  weights = np.where(np.isfinite(weights), weights, 1.0) + 1e-3  # unscored first; nobody at zero
+  return weights / weights.sum()
+
+
+def _draw(records, count: int, draw: str, rng: np.random.Generator, exclude=()) -> np.ndarray:
+  p = draw_weights(records, draw)
+  if len(exclude):
+    p[list(exclude)] = 0.0
+    p = p / p.sum()
+  return rng.choice(len(records), size=min(count, int((p > 0).sum())), replace=False, p=p)
+
+
+def _sequence_batch(scored: responses_lib.ScoredResponses, keep_groups: np.ndarray, rows: int, k: int):
+  prompt_ids, response_ids, behaviour, rewards = [], [], [], []
+  for g in range(len(scored.prompts)):
+    for j in range(k):
+      prompt_ids.append(scored.prompt_ids[g])
+      response_ids.append(scored.response_ids[g][j])
+      behaviour.append(scored.logprobs[g][j])
+      rewards.append(scored.rewards[g, j] if keep_groups[g] else 0.0)
+  tb = batching.layout(prompt_ids, response_ids, length_multiple=16, row_multiple=rows)
+  lp = np.zeros(tb.tokens.shape, np.float32)
+  for row, values in enumerate(behaviour):
+    lp[row, tb.score_start : tb.score_start + len(values)] = values
+  batch = steps.sequence_batch(tb, rewards=np.asarray(rewards, np.float32), behaviour_logprobs=lp)
+  row_mask = batch.row_mask & np.repeat(np.pad(keep_groups, (0, rows // k - len(keep_groups))), k)
+  return batch.replace(row_mask=row_mask)
+
+
+def _score_step(ctx, params, records, idx, key, k):
+  config = offline.sampling_config(ctx.loop)
+  config = config.__class__(**{**config.__dict__, "num_samples": k})
+  return responses_lib.sample_and_score(
+    ctx.model,
+    params,
+    ctx.tokenizer,
+    [records[i].text for i in idx],
+    config,
+    key,
+    ctx.reward_source,
+    ctx.cfg.reward.nonfinite,
+    prompt_keys=[records[i].prompt_id for i in idx],
+    mesh=ctx.mesh,
+  )
+
+
+def abstract_state(state_shardings, optimizer, params):
+  """Restore target of the online TrainState: shapes and dtypes of a fresh state, in its shardings."""
+  shapes = jax.eval_shape(
+    lambda p: train_state.TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=p,
+      opt_state=optimizer.init(train_state.as_float32(p)),
+      ref_params=p,
+    ),
+    params,
+  )
+  return jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), shapes, state_shardings
+  )
+
+
+def run_online(ctx, params, *, start_step: int, generation: int, restore=None, on_step=None):
+  """RLOO steps `start_step .. loop.steps - 1`; returns (params, generation, last step stats).
+
+  `restore(abstract_state) -> TrainState` resumes a checkpointed state (params, optimizer moments,
+  step and the reference); without it the state starts fresh from `params`, which are also the
+  reference. `on_step(step, state, generation, stats)` is called after every step.
+  """
+  cfg, loop = ctx.cfg, ctx.loop
+  k, rows = cfg.solver.rloo.k, cfg.solver.batch_size
+  num_prompts = rows // k
+  total = loop.steps * cfg.solver.updates_per_batch
+  optimizer = optim.make_optimizer(cfg.solver.optimizer, total)
+  shardings = train_state.state_shardings(optimizer, ctx.param_shardings, ctx.mesh, with_ref=True)
+  if restore is not None:
+    state = restore(abstract_state(shardings, optimizer, params))
+  else:
+    state = train_state.create_train_state(params, optimizer, shardings, ref_params=params)
+  settings = steps.StepSettings(
+    ctx.model,
+    optimizer,
+    shardings,
+    ctx.mesh,
+    num_micro=cfg.solver.micro_batches,
+    chunk_size=cfg.model.logprob_chunk,
+    lr_schedule=optim.schedule(cfg.solver.optimizer, total),
+  )
+  rloo_step = steps.make_rloo_step(settings, cfg.solver.rloo)
+  records = ctx.pool.read_generation(generation)
+  stats = {}
+  for step in range(start_step, loop.steps):
+    start = time.perf_counter()
+    key = jax.random.fold_in(jax.random.key(cfg.seed), step)
+    rng = np.random.default_rng([cfg.seed, step])
+    idx = _draw(records, num_prompts, loop.draw, rng)
+    scored = _score_step(ctx, state.params, records, idx, jax.random.fold_in(key, 0), k)
+    varied = np.nanmax(scored.rewards, 1) > np.nanmin(scored.rewards, 1)
+    if loop.draw == "dapo":
+      for attempt in range(DAPO_TRIES):
+        flat = np.flatnonzero(~varied)
+        if not len(flat):
+          break
+        refill = _draw(records, len(flat), loop.draw, rng, exclude=idx)
+        if not len(refill):
+          break
+        extra = _score_step(ctx, state.params, records, refill, jax.random.fold_in(key, attempt + 1), k)
+        extra_varied = np.nanmax(extra.rewards, 1) > np.nanmin(extra.rewards, 1)
+        for slot, j in zip(flat, range(len(refill))):
+          if extra_varied[j]:
+            idx[slot] = refill[j]
+            for name in ("prompt_ids", "response_ids", "texts", "logprobs"):
+              getattr(scored, name)[slot] = getattr(extra, name)[j]
+            scored.prompts[slot] = extra.prompts[j]
+            scored.rewards[slot] = extra.rewards[j]
+            varied[slot] = True
+    keep = np.isfinite(scored.rewards).all(axis=1)
+    batch = _sequence_batch(scored, keep, rows, k)
+    for _ in range(cfg.solver.updates_per_batch):
+      state, metrics = rloo_step(state, batch, jax.random.fold_in(key, 99))
+    metrics = {f"train/{m}": float(v) for m, v in jax.device_get(metrics).items()}
+    update = records_lib.with_stats([records[i] for i in idx], scored.rewards, None, cfg.creator.info_metric)
+    for i, record in zip(idx, update):
+      records[i] = record
+    stats = metrics | {
+      "online/zero_variance_groups": float(np.mean(~varied)),
+      "online/dropped_groups": float(np.mean(~keep)),
+      "online/pool_size": len(records),
+      "online/step_seconds": time.perf_counter() - start,
+    }
+    if (
+      loop.creator and (step + 1) % loop.creator_every_steps == 0 and generation + 1 in ctx.pool.generations()
+    ):
+      generation += 1  # committed before a crash: read it back instead of writing it again
+      records = ctx.pool.read_generation(generation)
+    elif loop.creator and (step + 1) % loop.creator_every_steps == 0:
+      generation += 1
+      gen = generation_lib.next_generation(
+        records,
+        None,
+        None,
+        config=cfg.creator,
+        evolver=ctx.evolver,
+        generation=generation,
+        rng=rng,
+        count_tokens=lambda text: len(ctx.tokenizer.encode(text)),
+        max_size=cfg.pool.max_size,
+      )
+      ctx.pool.write_generation(generation, gen.records)
+      records = list(gen.records)
+      stats |= gen.stats
+      logging.info("online step %d: pool generation %d with %d prompts", step, generation, len(records))
+    if on_step is not None:
+      on_step(step, state, generation, stats)
+  return state.params, generation, stats
