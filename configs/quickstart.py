@@ -50,7 +50,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.loop.warmstart_steps = 500  # SFT steps on seed-difficulty reference answers (0 = none).
   config.loop.warmstart_batch_size = 64  # SFT batch size.
   config.loop.warmstart_learning_rate = 3e-3  # SFT peak learning rate (cosine, 5% warmup).
-  config.loop.eval_per_bucket = 50  # Held-out prompts per difficulty bucket, evaluated after each round.
   config.loop.checkpoint_keep = 2  # Run checkpoints kept.
   config.loop.steps = 200  # online: RLOO steps (solver.loss = "rloo").
   config.loop.draw = (

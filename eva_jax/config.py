@@ -17,6 +17,7 @@ from eva_jax.config_fields import get
 from eva_jax.config_fields import integer
 from eva_jax.config_fields import wrap
 from eva_jax.creator import config as creator_config
+from eva_jax.evaluation import config as eval_config
 from eva_jax.loop import config as loop_config
 from eva_jax.models import architectures
 from eva_jax.parallel import mesh as mesh_lib
@@ -60,6 +61,7 @@ class RunConfig:
   creator: creator_config.CreatorConfig
   pool: creator_config.PoolConfig
   loop: loop_config.LoopConfig
+  eval: eval_config.EvalConfig
 
 
 def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
@@ -95,6 +97,7 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
     creator=creator_config.parse(config),
     pool=creator_config.parse_pool(config),
     loop=loop_config.parse(config),
+    eval=eval_config.parse(config),
   )
   if (run.loop.mode == "online") != run.solver.online:
     raise ConfigError(

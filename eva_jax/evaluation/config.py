@@ -14,6 +14,14 @@ from eva_jax.tasks import get_task
 ROUND0 = "round0"  # `reference`: the params the run started from
 
 
+_SAMPLING_FIELDS = ("max_new_tokens", "temperature", "top_p", "batch_size", "max_cache_length")
+
+
+def _sampling(section, num_samples: int) -> sampler.SamplingConfig:
+  """The sampler settings of a section that has the `_SAMPLING_FIELDS`."""
+  return sampler.SamplingConfig(num_samples=num_samples, **{k: getattr(section, k) for k in _SAMPLING_FIELDS})
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
   """Benchmark answer generation; a benchmark runs when its question file is set."""
@@ -35,14 +43,7 @@ class ExportConfig:
     return bool(self.arena_hard_questions or self.mt_bench_questions or self.alpaca_eval_instructions)
 
   def sampling(self) -> sampler.SamplingConfig:
-    return sampler.SamplingConfig(
-      num_samples=1,
-      max_new_tokens=self.max_new_tokens,
-      temperature=self.temperature,
-      top_p=self.top_p,
-      batch_size=self.batch_size,
-      max_cache_length=self.max_cache_length,
-    )
+    return _sampling(self, num_samples=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,14 +67,7 @@ class EvalConfig:
   export: ExportConfig
 
   def sampling(self) -> sampler.SamplingConfig:
-    return sampler.SamplingConfig(
-      num_samples=self.num_samples,
-      max_new_tokens=self.max_new_tokens,
-      temperature=self.temperature,
-      top_p=self.top_p,
-      batch_size=self.batch_size,
-      max_cache_length=self.max_cache_length,
-    )
+    return _sampling(self, num_samples=self.num_samples)
 
   def due(self, round_index: int, last_round: int) -> bool:
     """Whether the loop evaluates after round `round_index` (1-based) of `last_round`."""

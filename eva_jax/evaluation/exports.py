@@ -9,6 +9,7 @@ these files. Every file is checked by `validators` before this module returns it
 atomically, so a crash never leaves a half-written answer file for a judge to pick up.
 """
 
+from collections.abc import Callable
 from collections.abc import Sequence
 import dataclasses
 import hashlib
@@ -61,22 +62,37 @@ def answer_id(model_id: str, question_id, turns: Sequence[str]) -> str:
   return digest[:22]
 
 
-def _temperatures(questions: Sequence[dict], per_category: bool) -> list[float | None]:
-  return [CATEGORY_TEMPERATURES.get(q["category"]) if per_category else None for q in questions]
+@dataclasses.dataclass(frozen=True)
+class _AnswerFormat:
+  """How one benchmark's `question.jsonl` becomes its FastChat-style `model_answer/<model>.jsonl`."""
+
+  read: Callable[[epath.PathLike], list[dict]]  # validated questions
+  questions: Callable[[dict], list[str]]  # a question's user turns
+  turn: Callable[[generation.Responder, str], object]  # one answer as the file holds it
+  check: Callable[[epath.Path, list[dict]], int]  # validates the written file
 
 
-def _fastchat_record(model_id: str, question: dict, turns: list) -> dict:
-  contents = [t if isinstance(t, str) else t["content"] for t in turns]
-  return {
-    "question_id": question["question_id"],
-    "answer_id": answer_id(model_id, question["question_id"], contents),
-    "model_id": model_id,
-    "choices": [{"index": 0, "turns": turns}],
-    "tstamp": time.time(),
-  }
+ANSWER_FORMATS = {
+  # Turns hold content and token_len (counted with the solver's tokenizer; arena-hard-auto counts
+  # gpt-3.5-turbo tokens, which only changes the average length its leaderboard prints).
+  "arena_hard": _AnswerFormat(
+    validators.read_arena_hard_questions,
+    lambda q: [turn["content"] for turn in q["turns"]],
+    lambda respond, answer: {"content": answer, "token_len": respond.count_tokens(answer)},
+    validators.check_arena_hard_answers,
+  ),
+  # FastChat llm_judge: turns are the answer strings.
+  "mt_bench": _AnswerFormat(
+    validators.read_mt_bench_questions,
+    lambda q: q["turns"],
+    lambda respond, answer: answer,
+    validators.check_mt_bench_answers,
+  ),
+}
 
 
-def export_arena_hard(
+def export_answers(
+  benchmark: str,
   respond: generation.Responder,
   question_file: epath.PathLike,
   out_dir: epath.PathLike,
@@ -84,45 +100,33 @@ def export_arena_hard(
   *,
   category_temperatures: bool = False,
 ) -> Exported:
-  """Answers Arena-Hard questions; writes `<out_dir>/model_answer/<model_id>.jsonl`.
+  """Answers the questions of `benchmark` ("arena_hard" or "mt_bench"), each turn with the earlier
+  questions and answers in context; writes `<out_dir>/model_answer/<model_id>.jsonl`.
 
-  Each turn holds its `content` and `token_len` (counted with the solver's tokenizer; arena-hard-auto
-  counts gpt-3.5-turbo tokens, which only changes the average length its leaderboard prints).
+  `category_temperatures`: questions of a CATEGORY_TEMPERATURES category use its temperature.
   """
+  if benchmark not in ANSWER_FORMATS:
+    raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {sorted(ANSWER_FORMATS)}")
+  form = ANSWER_FORMATS[benchmark]
   validators.check_model_id(model_id)
-  questions = validators.read_arena_hard_questions(question_file)
-  conversations = [[turn["content"] for turn in q["turns"]] for q in questions]
-  answers = generation.answer_conversations(
-    respond, conversations, _temperatures(questions, category_temperatures)
-  )
+  questions = form.read(question_file)
+  temperatures = [
+    CATEGORY_TEMPERATURES.get(q["category"]) if category_temperatures else None for q in questions
+  ]
+  answers = generation.answer_conversations(respond, [form.questions(q) for q in questions], temperatures)
   records = [
-    _fastchat_record(model_id, q, [{"content": a, "token_len": respond.count_tokens(a)} for a in turns])
-    for q, turns in zip(questions, answers)
+    {
+      "question_id": question["question_id"],
+      "answer_id": answer_id(model_id, question["question_id"], turns),
+      "model_id": model_id,
+      "choices": [{"index": 0, "turns": [form.turn(respond, answer) for answer in turns]}],
+      "tstamp": time.time(),
+    }
+    for question, turns in zip(questions, answers)
   ]
   path = epath.Path(out_dir) / "model_answer" / f"{model_id}.jsonl"
   _write_jsonl(path, records)
-  return Exported("arena_hard", path, validators.check_arena_hard_answers(path, questions))
-
-
-def export_mt_bench(
-  respond: generation.Responder,
-  question_file: epath.PathLike,
-  out_dir: epath.PathLike,
-  model_id: str,
-  *,
-  category_temperatures: bool = False,
-) -> Exported:
-  """Answers MT-Bench's two turns (the second with the first question and answer in context); writes
-  `<out_dir>/model_answer/<model_id>.jsonl` in FastChat's answer format."""
-  validators.check_model_id(model_id)
-  questions = validators.read_mt_bench_questions(question_file)
-  answers = generation.answer_conversations(
-    respond, [q["turns"] for q in questions], _temperatures(questions, category_temperatures)
-  )
-  records = [_fastchat_record(model_id, q, turns) for q, turns in zip(questions, answers)]
-  path = epath.Path(out_dir) / "model_answer" / f"{model_id}.jsonl"
-  _write_jsonl(path, records)
-  return Exported("mt_bench", path, validators.check_mt_bench_answers(path, questions))
+  return Exported(benchmark, path, form.check(path, questions))
 
 
 def export_alpaca_eval(
@@ -144,34 +148,21 @@ def export_alpaca_eval(
 
 
 def run_exports(respond: generation.Responder, cfg: ExportConfig, out_dir: epath.PathLike) -> list[Exported]:
-  """Every benchmark whose question file `cfg` names, under `out_dir`:
-
-  arena_hard/model_answer/<model_id>.jsonl
-  mt_bench/model_answer/<model_id>.jsonl
-  alpaca_eval/<model_id>/model_outputs.json
-  """
+  """Every benchmark whose question file `cfg` names: `<out_dir>/arena_hard/model_answer/<model_id>.jsonl`,
+  `<out_dir>/mt_bench/model_answer/<model_id>.jsonl`, `<out_dir>/alpaca_eval/<model_id>/model_outputs.json`."""
   out_dir, done = epath.Path(out_dir), []
-  per_category = cfg.category_temperatures
-  if cfg.arena_hard_questions:
-    done.append(
-      export_arena_hard(
-        respond,
-        cfg.arena_hard_questions,
-        out_dir / "arena_hard",
-        cfg.model_id,
-        category_temperatures=per_category,
+  for benchmark, question_file in (
+    ("arena_hard", cfg.arena_hard_questions),
+    ("mt_bench", cfg.mt_bench_questions),
+  ):
+    if question_file:
+      per_category = cfg.category_temperatures
+      out = out_dir / benchmark
+      done.append(
+        export_answers(
+          benchmark, respond, question_file, out, cfg.model_id, category_temperatures=per_category
+        )
       )
-    )
-  if cfg.mt_bench_questions:
-    done.append(
-      export_mt_bench(
-        respond,
-        cfg.mt_bench_questions,
-        out_dir / "mt_bench",
-        cfg.model_id,
-        category_temperatures=per_category,
-      )
-    )
   if cfg.alpaca_eval_instructions:
     out_file = out_dir / "alpaca_eval" / cfg.model_id / "model_outputs.json"
     done.append(export_alpaca_eval(respond, cfg.alpaca_eval_instructions, out_file, cfg.model_id))

@@ -49,23 +49,8 @@ def score(reward_source, prompts: Sequence[str], texts, nonfinite: str = "drop")
   return np.where(keep, np.asarray(rewards, np.float32), np.nan).reshape(len(prompts), n)
 
 
-def sample_and_score(
-  model,
-  params,
-  tokenizer,
-  prompts: Sequence[str],
-  reward_source,
-  sampling: sampler.SamplingConfig,
-  rng: jax.Array,
-  mesh: jax.sharding.Mesh | None = None,
-  *,
-  nonfinite: str = "drop",
-  progress: bool | None = None,
-) -> Responses:
-  samples = sampler.sample(
-    model, params, tokenizer, list(prompts), sampling, rng, mesh=mesh, progress=progress
-  )
-  n = sampling.num_samples
+def _scored(samples: sampler.Samples, prompts: Sequence[str], reward_source, nonfinite: str) -> Responses:
+  n = len(samples.text) // len(prompts)
   texts = tuple(tuple(samples.text[p * n : (p + 1) * n]) for p in range(len(prompts)))
   truncated = float(np.mean([reason == "length" for reason in samples.finish_reason]))
   return Responses(texts, score(reward_source, prompts, texts, nonfinite), truncated)
@@ -174,14 +159,18 @@ def evaluate(
     raise ValueError("pass reference_params or reference responses, not both")
   shape = (len(prompts), sampling.num_samples)
   if reference is not None and reference.rewards.shape != shape:
-    raise ValueError(f"reference rewards {reference.rewards.shape} do not pair with {shape} (prompts, samples)")
-  stats = dict(num_resamples=bootstrap, seed=seed, confidence=confidence)
-  run = dict(nonfinite=nonfinite, progress=progress)
-  policy = sample_and_score(model, params, tokenizer, prompts, reward_source, sampling, rng, mesh, **run)
-  if reference_params is not None:
-    reference = sample_and_score(
-      model, reference_params, tokenizer, prompts, reward_source, sampling, rng, mesh, **run
+    raise ValueError(
+      f"reference rewards {reference.rewards.shape} do not pair with {shape} (prompts, samples)"
     )
+  stats = dict(num_resamples=bootstrap, seed=seed, confidence=confidence)
+
+  def respond(p) -> Responses:
+    samples = sampler.sample(model, p, tokenizer, list(prompts), sampling, rng, mesh=mesh, progress=progress)
+    return _scored(samples, prompts, reward_source, nonfinite)
+
+  policy = respond(params)
+  if reference_params is not None:
+    reference = respond(reference_params)
   report = None
   if task is not None:
     repeated = [p for p in prompts for _ in range(sampling.num_samples)]

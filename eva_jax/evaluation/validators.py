@@ -6,6 +6,7 @@ or item (JSON list) and the field, e.g. `question.jsonl: line 3: field 'turns[0]
 string, got 5`. Blank JSONL lines are skipped, as the benchmarks' loaders skip them.
 """
 
+from collections.abc import Callable
 from collections.abc import Sequence
 import json
 import re
@@ -137,10 +138,7 @@ def read_mt_bench_questions(path: epath.PathLike) -> list[dict]:
         f"{where}: field 'turns' must hold 2 questions (MT-Bench is two-turn), got {len(turns)}"
       )
     for j, turn in enumerate(turns):
-      if not isinstance(turn, str) or not turn.strip():
-        raise FormatError(
-          f"{where}: field 'turns[{j}]' must be a non-empty string, got {json.dumps(turn)[:40]}"
-        )
+      _string_turn(turn, where, f"turns[{j}]", nonempty=True)
   _unique_ids(records)
   return [question for _, question in records]
 
@@ -194,13 +192,10 @@ def _match_questions(answers: Sequence[tuple[str, dict, int]], questions: Sequen
     raise FormatError(f"{path}: no answer to {len(missing)} question(s): {missing[:_SHOWN]}")
 
 
-def check_arena_hard_answers(path: epath.PathLike, questions: Sequence[dict] | None = None) -> int:
-  """Checks `model_answer/<model>.jsonl` for arena-hard-auto (v0.1); returns the number of answers.
-
-  Its utils.load_model_answers keys lines by question_id under the file's name; gen_judgment.py reads
-  model_id and choices[0]["turns"][i]["content"]; show_result.py reads choices[0]["turns"][0]
-  ["token_len"]. With `questions`, every question must have exactly one answer with one turn per turn.
-  """
+def _check_answer_file(
+  path, questions: Sequence[dict] | None, check_turn: Callable[[object, str, str], None]
+) -> int:
+  """The checks FastChat-style answer files share; `check_turn(turn, where, name)` checks one turn."""
   path = epath.Path(path)
   model = _model_of(path)
   records = load_jsonl(path)
@@ -209,14 +204,34 @@ def check_arena_hard_answers(path: epath.PathLike, questions: Sequence[dict] | N
     _answer_header(answer, where, model)
     turns = _answer_turns(answer, where)
     for j, turn in enumerate(turns):
-      field(turn, "content", str, where, f"choices[0].turns[{j}].content")
-      if field(turn, "token_len", int, where, f"choices[0].turns[{j}].token_len") < 0:
-        raise FormatError(f"{where}: field 'choices[0].turns[{j}].token_len' is negative")
+      check_turn(turn, where, f"choices[0].turns[{j}]")
     checked.append((where, answer, len(turns)))
   _unique_ids(records)
   if questions is not None:
     _match_questions(checked, questions, path)
   return len(records)
+
+
+def _arena_hard_turn(turn, where: str, name: str) -> None:
+  field(turn, "content", str, where, f"{name}.content")
+  if field(turn, "token_len", int, where, f"{name}.token_len") < 0:
+    raise FormatError(f"{where}: field '{name}.token_len' is negative")
+
+
+def _string_turn(turn, where: str, name: str, nonempty: bool = False) -> None:
+  if not isinstance(turn, str) or (nonempty and not turn.strip()):
+    kind = "a non-empty string" if nonempty else "a string"
+    raise FormatError(f"{where}: field '{name}' must be {kind}, got {json.dumps(turn)[:40]}")
+
+
+def check_arena_hard_answers(path: epath.PathLike, questions: Sequence[dict] | None = None) -> int:
+  """Checks `model_answer/<model>.jsonl` for arena-hard-auto (v0.1); returns the number of answers.
+
+  Its utils.load_model_answers keys lines by question_id under the file's name; gen_judgment.py reads
+  model_id and choices[0]["turns"][i]["content"]; show_result.py reads choices[0]["turns"][0]
+  ["token_len"]. With `questions`, every question must have exactly one answer with one turn per turn.
+  """
+  return _check_answer_file(path, questions, _arena_hard_turn)
 
 
 def check_mt_bench_answers(path: epath.PathLike, questions: Sequence[dict] | None = None) -> int:
@@ -226,23 +241,7 @@ def check_mt_bench_answers(path: epath.PathLike, questions: Sequence[dict] | Non
   choices[0]["turns"][0] and, for the second turn, choices[0]["turns"][1] (strings). With
   `questions`, every question must have exactly one answer with one turn per question turn.
   """
-  path = epath.Path(path)
-  model = _model_of(path)
-  records = load_jsonl(path)
-  checked = []
-  for where, answer in records:
-    _answer_header(answer, where, model)
-    turns = _answer_turns(answer, where)
-    for j, turn in enumerate(turns):
-      if not isinstance(turn, str):
-        raise FormatError(
-          f"{where}: field 'choices[0].turns[{j}]' must be a string, got {json.dumps(turn)[:40]}"
-        )
-    checked.append((where, answer, len(turns)))
-  _unique_ids(records)
-  if questions is not None:
-    _match_questions(checked, questions, path)
-  return len(records)
+  return _check_answer_file(path, questions, _string_turn)
 
 
 def check_alpaca_eval_outputs(path: epath.PathLike, instructions: Sequence[dict] | None = None) -> int:

@@ -26,7 +26,6 @@ class LoopConfig:
   warmstart_steps: int  # SFT steps on seed-difficulty reference answers before round 1 (0 = none)
   warmstart_batch_size: int  # SFT batch size
   warmstart_learning_rate: float  # SFT peak learning rate (cosine, 5% warmup)
-  eval_per_bucket: int  # held-out prompts per difficulty bucket, evaluated after every round
   steps: int  # online: RLOO steps
   draw: str  # online: how a step's prompts are drawn from the pool (one of DRAWS)
   creator_every_steps: int  # online: the creator evolves the pool every this many steps
@@ -53,7 +52,6 @@ def parse(config: ml_collections.ConfigDict) -> LoopConfig:
     warmstart_steps=integer(config, "loop.warmstart_steps", low=0),
     warmstart_batch_size=integer(config, "loop.warmstart_batch_size", low=1),
     warmstart_learning_rate=number(config, "loop.warmstart_learning_rate", low=0.0),
-    eval_per_bucket=integer(config, "loop.eval_per_bucket", low=0),
     steps=integer(config, "loop.steps", low=0),
     draw=fields.choice(config, "loop.draw", DRAWS),
     creator_every_steps=integer(config, "loop.creator_every_steps", low=1),

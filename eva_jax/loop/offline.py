@@ -101,7 +101,9 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
   start = time.perf_counter()
   seed = ctx.cfg.seed
   key = jax.random.fold_in(jax.random.key(seed), round_index)
-  rng = np.random.default_rng([seed, round_index])
+  # Separate streams: a resumed round that reads its pool generation back (no creator draws) must
+  # still mix the same pairs.
+  creator_rng, mix_rng = (np.random.default_rng([seed, round_index, stream]) for stream in (0, 1))
   records = ctx.pool.read_generation(generation)
   old = _score(ctx, params, records, jax.random.fold_in(key, 0))
   stats = {
@@ -117,12 +119,12 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
   next_generation = generation
   if ctx.loop.creator:
     next_generation = generation + 1
-    children, creator_stats = _next_pool(ctx, records, old, next_generation, rng)
+    children, creator_stats = _next_pool(ctx, records, old, next_generation, creator_rng)
     stats |= creator_stats
     if children:
       new = _score(ctx, params, children, jax.random.fold_in(key, 1))
       new_pairs = pairs_lib.best_vs_worst(new.rewards, ctx.loop.min_gap)
-      new_idx, old_idx = pairs_lib.mix(len(new_pairs), len(old_pairs), ctx.loop.old_fraction, rng)
+      new_idx, old_idx = pairs_lib.mix(len(new_pairs), len(old_pairs), ctx.loop.old_fraction, mix_rng)
       n_p, n_c, n_r = _pair_ids(new, new_pairs.take(new_idx))
       o_p, o_c, o_r = _pair_ids(old, old_pairs.take(old_idx))
       prompt_ids, chosen_ids, rejected_ids = n_p + o_p, n_c + o_c, n_r + o_r

@@ -1,8 +1,10 @@
-"""A whole eva run: seed pool, SFT warm start, rounds, evaluation, checkpoints, resume.
+"""A whole eva run: seed pool, SFT warm start, offline rounds or online steps, evaluation, resume.
 
 `run(cfg, loop_cfg, workdir, flat_config)` is what `python -m eva_jax.main --mode=train` calls. A
-workdir that already holds a run resumes it from its last finished round (the pool generation and
-params of that round), refusing a config that differs in a pinned field (run_state.PINNED_FIELDS).
+workdir that already holds a run resumes it from its last checkpoint (the end of a round offline;
+every `checkpoint_every_steps` online), refusing a config that differs in a pinned field
+(run_state.PINNED_FIELDS). The params after the warm start are kept in `<workdir>/round0` as the
+evaluation's win-rate reference.
 """
 
 import json
@@ -16,21 +18,24 @@ from eva_jax import tasks
 from eva_jax.creator import generation as generation_lib
 from eva_jax.creator import pool as pool_lib
 from eva_jax.creator.evolvers import factory as evolver_factory
+from eva_jax.evaluation import config as eval_config
+from eva_jax.evaluation import heldout
+from eva_jax.evaluation import job
 from eva_jax.loop import metrics as metrics_lib
 from eva_jax.loop import offline
 from eva_jax.loop import online
 from eva_jax.loop import run_state
-from eva_jax.loop import task_eval
 from eva_jax.loop import training
+from eva_jax.models import params as params_lib
 from eva_jax.models import setup
 from eva_jax.rewards import factory as reward_factory
 
 
-def _warm_start(cfg, loop, solver: setup.SolverModel, writer) -> dict:
+def _warm_start(cfg, loop, solver: setup.SolverModel, writer):
   task = tasks.get_task(cfg.creator.task)
   prompts = task.seed_prompts(max(4096, loop.warmstart_batch_size), cfg.seed + 1)
   answers = [task.reference(p) for p in prompts]
-  params, metrics = training.sft(
+  return training.sft(
     solver.model,
     solver.params,
     solver.tokenizer,
@@ -47,11 +52,54 @@ def _warm_start(cfg, loop, solver: setup.SolverModel, writer) -> dict:
       writer.scalars(i, {f"warmstart/{k}": v for k, v in m.items()}) if i % 20 == 0 else None
     ),
   )
-  return params, metrics
+
+
+class _Evaluator:
+  """Held-out evaluation after a round (when `config.eval` says it is due), against round 0."""
+
+  def __init__(self, cfg, solver, reward_source, round0_params, workdir):
+    self.cfg, self.solver, self.reward_source, self.workdir = cfg, solver, reward_source, workdir
+    self.reference_params = heldout.load_reference(
+      cfg.eval.reference, round0_params, solver.model, solver.shardings
+    )
+    self.reference = None  # the reference's responses, sampled once and reused
+
+  def __call__(self, params, index: int, last: int) -> dict:
+    if not self.cfg.eval.due(index, last):
+      return {}
+    result = job.evaluate(
+      self.solver.model,
+      params,
+      self.solver.tokenizer,
+      self.reward_source,
+      self.cfg.eval,
+      mesh=self.solver.mesh,
+      reference_params=self.reference_params if self.reference is None else None,
+      reference=self.reference,
+      nonfinite=self.cfg.reward.nonfinite,
+      progress=False,
+    )
+    self.reference = result.reference
+    job.write(result, self.workdir / "eval" / f"{index:06d}")
+    return result.metrics("eval")
+
+
+def _line(label: str, stats: dict, evaluation: dict) -> str:
+  buckets = " ".join(
+    f"{k.rsplit('/', 1)[1]}:{v:.2f}" for k, v in evaluation.items() if k.startswith("eval/exact_match/")
+  )
+  win = evaluation.get("eval/win_rate")
+  return (
+    f"{label}: pool {stats.get('round/pool_size', stats.get('online/pool_size', 0))} prompts, "
+    f"{stats.get('round/train_pairs', 0)} pairs, sampled reward {stats.get('round/reward_mean', stats.get('train/reward/mean', float('nan'))):.3f}; "
+    f"held-out reward {evaluation.get('eval/reward', float('nan')):.3f}"
+    + (f", win rate vs round 0 {100 * win:.1f}%" if win is not None else "")
+    + (f", exact [{buckets}]" if buckets else "")
+  )
 
 
 def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = False) -> dict:
-  """Runs (or resumes) the eva run in `workdir`; returns the per-round summary."""
+  """Runs (or resumes) the eva run in `workdir`; returns the summary (also in `<workdir>/summary.json`)."""
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
@@ -60,27 +108,29 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
   writer = metrics_lib.MetricsWriter(workdir)
   checkpoints = run_state.RunCheckpoints(workdir, loop.checkpoint_keep)
   pool = pool_lib.Pool(cfg.pool.dir or workdir / "pool")
-  task = tasks.get_task(cfg.creator.task)
-  eval_prompts = task.eval_prompts(loop.eval_per_bucket) if loop.eval_per_bucket else []
+  reward_source = reward_factory.make_reward_source(cfg.reward, mesh=solver.mesh, rules=cfg.mesh.rules)
   summary_path = workdir / "summary.json"
-  summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"rounds": []}
-
   latest = checkpoints.latest()
+  last = loop.steps if loop.mode == "online" else loop.rounds
+
   if latest is None:
     if pool.latest() is None:
       seeds = generation_lib.initial_generation(
         cfg.pool, cfg.creator, seed=cfg.seed, count_tokens=lambda text: len(solver.tokenizer.encode(text))
       )
       pool.write_generation(0, seeds.records)
-    before = task_eval.evaluate(solver, task, eval_prompts, loop) if eval_prompts else {}
     params = solver.params
     if loop.warmstart_steps:
       params, sft_metrics = _warm_start(cfg, loop, solver, writer)
       print(f"warm start: {loop.warmstart_steps} SFT steps, final NLL {sft_metrics['nll']:.3f}")
-    after = task_eval.evaluate(solver, task, eval_prompts, loop, params=params) if eval_prompts else {}
-    summary = {"rounds": [{"round": 0, "generation": 0, "eval_init": before, "eval": after}]}
+    params_lib.save_params(workdir / "round0", params)
+    evaluator = _Evaluator(cfg, solver, reward_source, params, workdir)
+    evaluation = evaluator(params, 0, last)
+    writer.scalars(0, evaluation)
+    print(_line("round 0 (after warm start)", {}, evaluation))
     meta = {"round": 0, "generation": 0, "config": run_state.pinned(flat_config)}
     checkpoints.save(0, params, meta)
+    summary = {"rounds": [{"round": 0, "generation": 0, "eval": evaluation}]}
     summary_path.write_text(json.dumps(summary, indent=1))
   else:
     meta = checkpoints.meta(latest)
@@ -88,6 +138,11 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
     params = solver.params
     if not meta.get("step"):  # offline rounds and the warm start store params only
       params, _ = checkpoints.restore(latest, run_state.abstract_like(solver.params))
+    round0 = None
+    if cfg.eval.reference == eval_config.ROUND0:
+      round0 = params_lib.restore_params(workdir / "round0", solver.model, solver.shardings)
+    evaluator = _Evaluator(cfg, solver, reward_source, round0, workdir)
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"rounds": []}
     print(
       f"resuming {workdir}: round {meta['round']} / step {meta.get('step', 0)} done, pool generation {meta['generation']}"
     )
@@ -95,7 +150,6 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
   evolver = evolver_factory.build_evolver(
     cfg.creator, model=solver.model, params=params, tokenizer=solver.tokenizer, mesh=solver.mesh
   )
-  reward_source = reward_factory.make_reward_source(cfg.reward, mesh=solver.mesh, rules=cfg.mesh.rules)
   step_offset = [0]
   ctx = offline.RoundContext(
     cfg=cfg,
@@ -110,30 +164,26 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
     on_metrics=lambda i, m: writer.scalars(step_offset[0] + i, {f"train/{k}": v for k, v in m.items()}),
   )
   if loop.mode == "online":
-    params, summary = _online(
-      ctx, params, meta, checkpoints, writer, summary, solver, task, eval_prompts, latest
-    )
+    params = _online(ctx, params, meta, latest, checkpoints, writer, summary, evaluator)
   else:
-    params, summary = _offline(
-      ctx, params, meta, checkpoints, writer, summary, solver, task, eval_prompts, step_offset
-    )
+    params = _offline(ctx, params, meta, checkpoints, writer, summary, evaluator, step_offset)
+  summary["seconds"] = time.perf_counter() - start
   summary_path.write_text(json.dumps(summary, indent=1, default=float))
   writer.close()
   checkpoints.close()
   reward_source.close()
-  summary["seconds"] = time.perf_counter() - start
   logging.info("run finished in %.0fs", summary["seconds"])
   return summary
 
 
-def _offline(ctx, params, meta, checkpoints, writer, summary, solver, task, eval_prompts, step_offset):
+def _offline(ctx, params, meta, checkpoints, writer, summary, evaluator, step_offset):
   loop, pool = ctx.loop, ctx.pool
   generation = meta["generation"]
   for round_index in range(meta["round"] + 1, loop.rounds + 1):
     step_offset[0] = round_index * 1_000_000  # distinct, increasing TensorBoard steps per round
     params, generation, stats = offline.run_round(ctx, params, round_index, generation)
-    evaluation = task_eval.evaluate(solver, task, eval_prompts, loop, params=params) if eval_prompts else {}
-    writer.scalars(round_index, stats | {f"eval/{k}": v for k, v in task_eval.flat(evaluation).items()})
+    evaluation = evaluator(params, round_index, loop.rounds)
+    writer.scalars(round_index, stats | evaluation)
     writer.histogram(round_index, "creator/info", [r.info for r in pool.read_generation(generation)])
     checkpoints.save(
       round_index, params, {"round": round_index, "generation": generation, "config": meta["config"]}
@@ -141,11 +191,11 @@ def _offline(ctx, params, meta, checkpoints, writer, summary, solver, task, eval
     summary["rounds"].append(
       {"round": round_index, "generation": generation, "stats": stats, "eval": evaluation}
     )
-    print(task_eval.round_line(round_index, generation, stats, evaluation))
-  return params, summary
+    print(_line(f"round {round_index} (pool generation {generation})", stats, evaluation))
+  return params
 
 
-def _online(ctx, params, meta, checkpoints, writer, summary, solver, task, eval_prompts, latest):
+def _online(ctx, params, meta, latest, checkpoints, writer, summary, evaluator):
   loop = ctx.loop
   restore = None
   if meta.get("step"):
@@ -162,10 +212,7 @@ def _online(ctx, params, meta, checkpoints, writer, summary, solver, task, eval_
         {"round": 0, "step": step + 1, "generation": generation, "config": meta["config"]},
       )
     if (step + 1) % 10 == 0:
-      print(
-        f"online step {step + 1}/{loop.steps}: reward {stats.get('train/reward/mean', float('nan')):.3f}, "
-        f"zero-variance groups {stats['online/zero_variance_groups']:.2f}, pool {stats['online/pool_size']}"
-      )
+      print(_line(f"online step {step + 1}/{loop.steps}", stats, {}))
 
   params, generation, stats = online.run_online(
     ctx,
@@ -175,10 +222,10 @@ def _online(ctx, params, meta, checkpoints, writer, summary, solver, task, eval_
     restore=restore,
     on_step=on_step,
   )
-  evaluation = task_eval.evaluate(solver, task, eval_prompts, loop, params=params) if eval_prompts else {}
-  writer.scalars(loop.steps, {f"eval/{k}": v for k, v in task_eval.flat(evaluation).items()})
+  evaluation = evaluator(params, loop.steps, loop.steps)
+  writer.scalars(loop.steps, evaluation)
   summary["rounds"].append(
     {"round": "online", "step": loop.steps, "generation": generation, "stats": stats, "eval": evaluation}
   )
-  print(task_eval.round_line(loop.steps, generation, stats, evaluation))
-  return params, summary
+  print(_line(f"online, {loop.steps} steps (pool generation {generation})", stats, evaluation))
+  return params

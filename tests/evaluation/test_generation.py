@@ -29,19 +29,7 @@ def test_sampler_encoding_of_a_later_turn_equals_the_encoded_conversation(tokeni
   assert ids.count(special.END_OF_TURN) == 5  # every turn but the open model turn is closed
 
 
-class Echo:
-  """A deterministic `Respond` that records its calls (the model's part is tested with the sampler)."""
-
-  def __init__(self):
-    self.calls = []
-
-  def __call__(self, prompts, key, temperature):
-    self.calls.append((key, temperature, list(prompts)))
-    return [f"answer {key}.{i}" for i in range(len(prompts))]
-
-
-def test_turns_are_answered_in_order_with_earlier_answers_in_context():
-  echo = Echo()
+def test_turns_are_answered_in_order_with_earlier_answers_in_context(echo):
   conversations = [["a1", "a2"], ["b1"], ["c1", "c2", "c3"]]
   answers = generation.answer_conversations(echo, conversations, [0.7, None, 0.7])
   assert [(key, temp) for key, temp, _ in echo.calls] == [(0, 0.7), (1, None), (2, 0.7), (4, 0.7)]
@@ -54,6 +42,6 @@ def test_turns_are_answered_in_order_with_earlier_answers_in_context():
   assert answers == [["answer 0.0", "answer 2.0"], ["answer 1.0"], ["answer 0.1", "answer 2.1", "answer 4.0"]]
 
 
-def test_temperatures_must_match_conversations():
+def test_temperatures_must_match_conversations(echo):
   with pytest.raises(ValueError, match="2 temperatures for 1 conversations"):
-    generation.answer_conversations(Echo(), [["x"]], [0.0, 0.1])
+    generation.answer_conversations(echo, [["x"]], [0.0, 0.1])

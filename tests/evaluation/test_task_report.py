@@ -26,7 +26,9 @@ def test_buckets_in_first_appearance_order_with_hand_computed_numbers(task):
 
 def test_given_rewards_replace_the_task_reward_and_nan_is_left_out(task):
   prompts = [EASY_A.prompt, EASY_A.prompt, MEDIUM.prompt]
-  report = task_report.report(task, prompts, ["x", "Reversed sum: 7", "y"], [0.25, float("nan"), float("nan")])
+  report = task_report.report(
+    task, prompts, ["x", "Reversed sum: 7", "y"], [0.25, float("nan"), float("nan")]
+  )
   easy, medium = report.buckets
   assert easy.mean_reward == 0.25 and easy.exact_match == 0.5
   assert math.isnan(medium.mean_reward) and medium.exact_match == 0.0

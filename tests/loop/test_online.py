@@ -15,7 +15,7 @@ def _run(workdir, steps):
   config.loop.steps = steps
   config.loop.warmstart_steps = 80
   config.loop.warmstart_batch_size = 16
-  config.loop.eval_per_bucket = 2
+  config.eval.per_bucket = 2
   config.loop.creator_every_steps = 2
   config.loop.checkpoint_every_steps = 2
   config.pool.num_seeds = 16

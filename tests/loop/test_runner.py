@@ -18,7 +18,7 @@ def _config(**overrides):
   config.loop.rounds = 1
   config.loop.warmstart_steps = 80  # enough for graded, non-zero rewards (pairs need a spread)
   config.loop.warmstart_batch_size = 16
-  config.loop.eval_per_bucket = 2
+  config.eval.per_bucket = 2
   config.loop.num_samples = 4
   config.loop.sample_batch_size = 16
   config.pool.num_seeds = 16
@@ -68,7 +68,7 @@ def test_metrics_summary_and_checkpoint(run_dir):
     "train/loss",
     "train/rewards/accuracy",
     "round/train_pairs",
-    "eval/exact/all",
+    "eval/exact_match",
   } <= keys
   assert any(r["kind"] == "histogram" and r["name"] == "creator/info" for r in records)
   summary = json.loads((run_dir / "summary.json").read_text())
