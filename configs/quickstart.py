@@ -38,7 +38,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.loop = ml_collections.ConfigDict()
   config.loop.mode = "offline"  # offline: rounds of sampling, creator, DPO-family epochs; online: RLOO.
   config.loop.rounds = 3  # eva rounds after the warm start.
-  config.loop.creator = True  # False = static prompts (the creator-off baseline).
+  # Where each round's prompts come from: evolve (eva); baselines: static (creator off), subset (the
+  # informative prompts only, no evolving), fresh (new seed-distribution prompts instead of evolved).
+  config.loop.prompts = "evolve"
   config.loop.num_samples = 6  # Responses sampled per prompt (paper: 6).
   config.loop.temperature = 0.7  # Sampling temperature (paper: 0.7).
   config.loop.top_p = 0.9  # Nucleus sampling (paper: 0.9).

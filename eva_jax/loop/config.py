@@ -8,13 +8,14 @@ from eva_jax import config_fields as fields
 
 MODES = ("offline", "online")
 DRAWS = ("weighted", "uniform", "dapo")
+PROMPTS = ("evolve", "static", "subset", "fresh")
 
 
 @dataclasses.dataclass(frozen=True)
 class LoopConfig:
   mode: str  # one of MODES
   rounds: int  # eva rounds after the warm start
-  creator: bool  # False: static prompts (the creator never changes the pool)
+  prompts: str  # one of PROMPTS: evolve (eva), static, subset or fresh (baselines; see offline.py)
   num_samples: int  # responses sampled per prompt (n)
   temperature: float  # sampling temperature of the solver's responses
   top_p: float  # nucleus sampling
@@ -40,7 +41,7 @@ def parse(config: ml_collections.ConfigDict) -> LoopConfig:
   return LoopConfig(
     mode=fields.choice(config, "loop.mode", MODES),
     rounds=integer(config, "loop.rounds", low=0),
-    creator=fields.flag(config, "loop.creator"),
+    prompts=fields.choice(config, "loop.prompts", PROMPTS),
     num_samples=integer(config, "loop.num_samples", low=2),
     temperature=number(config, "loop.temperature", low=0.0),
     top_p=number(config, "loop.top_p", low=0.0, high=1.0),

@@ -4,7 +4,10 @@
       -> filter -> pool_{t+1} -> sample + score the new prompts -> best-vs-worst pairs
       -> mix (old_fraction old / rest new) -> reference log-probs -> DPO-family epochs
 
-The reference is the params the round starts from. Every random choice comes from (seed, round),
+`loop.prompts` switches the paper's baselines without forking the code: "evolve" (eva), "static"
+(creator off: the pool never changes), "subset" (train only on the informative prompts the creator
+would evolve; no evolving) and "fresh" (as many new seed-distribution prompts as eva would evolve:
+the "new human prompts" baseline). The reference is the params the round starts from. Every random choice comes from (seed, round),
 so a round redone after a crash makes the same pool generation and pairs; a pool generation that
 was already committed before the crash is read back instead of written again.
 """
@@ -16,8 +19,13 @@ from absl import logging
 import jax
 import numpy as np
 
+from eva_jax import tasks
+from eva_jax.creator import filters
 from eva_jax.creator import generation as generation_lib
+from eva_jax.creator import informativeness
 from eva_jax.creator import pool as pool_lib
+from eva_jax.creator import records as records_lib
+from eva_jax.creator import selection
 from eva_jax.loop import pairs as pairs_lib
 from eva_jax.loop import responses as responses_lib
 from eva_jax.loop import training
@@ -88,6 +96,42 @@ def _next_pool(ctx: RoundContext, records, scored, generation: int, rng: np.rand
   return gen.children, gen.stats
 
 
+def _fresh_pool(ctx: RoundContext, records, scored, generation: int, rng: np.random.Generator):
+  """The "new human prompts" baseline: as many fresh seed-distribution prompts as eva would evolve."""
+  if generation in ctx.pool.generations():
+    new_records = ctx.pool.read_generation(generation)
+    return [r for r in new_records if r.generation == generation], {"creator/reused": 1.0}
+  updated = records_lib.with_stats(records, scored.rewards, None, ctx.cfg.creator.info_metric)
+  scored_count = int(np.isfinite(records_lib.info_scores(updated)).sum())
+  wanted = selection.num_selected(scored_count, ctx.cfg.creator.sample_frac) * ctx.cfg.creator.num_evolutions
+  count_tokens = lambda text: len(ctx.tokenizer.encode(text))
+  keep = filters.PromptFilter(ctx.cfg.creator.filters, (r.text for r in records), count_tokens)
+  candidates = tasks.get_task(ctx.cfg.creator.task).seed_prompts(4 * wanted, int(rng.integers(2**31)))
+  fresh = keep.keep(candidates)[:wanted]
+  children = [
+    records_lib.PromptRecord(
+      records_lib.prompt_id(generation, i),
+      text,
+      "",
+      records_lib.prompt_id(generation, i),
+      generation,
+      "fresh",
+      "seed",
+    )
+    for i, text in enumerate(fresh)
+  ]
+  ctx.pool.write_generation(generation, updated + children)
+  return children, {"creator/children": len(children), "creator/pool_size": len(updated) + len(children)}
+
+
+def _informative_subset(ctx: RoundContext, records, scored, rng: np.random.Generator) -> np.ndarray:
+  """The "informative subset, no evolving" ablation: the prompts the creator would have evolved."""
+  updated = records_lib.with_stats(records, scored.rewards, None, ctx.cfg.creator.info_metric)
+  weights = informativeness.normalise(records_lib.info_scores(updated))
+  k = selection.num_selected(int(np.isfinite(weights).sum()), ctx.cfg.creator.sample_frac)
+  return selection.select(weights, k, ctx.cfg.creator.selection, rng)
+
+
 def _pair_ids(scored: responses_lib.ScoredResponses, pairs: pairs_lib.Pairs):
   return (
     [scored.prompt_ids[p] for p in pairs.prompt],
@@ -117,9 +161,15 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
   old_pairs = pairs_lib.best_vs_worst(old.rewards, ctx.loop.min_gap)
   prompt_ids, chosen_ids, rejected_ids = _pair_ids(old, old_pairs)
   next_generation = generation
-  if ctx.loop.creator:
+  if ctx.loop.prompts == "subset":
+    chosen = set(_informative_subset(ctx, records, old, creator_rng).tolist())
+    old_pairs = old_pairs.take(np.array([i for i, p in enumerate(old_pairs.prompt) if p in chosen], int))
+    prompt_ids, chosen_ids, rejected_ids = _pair_ids(old, old_pairs)
+    stats["round/subset_prompts"] = len(chosen)
+  elif ctx.loop.prompts in ("evolve", "fresh"):
     next_generation = generation + 1
-    children, creator_stats = _next_pool(ctx, records, old, next_generation, creator_rng)
+    make_pool = _next_pool if ctx.loop.prompts == "evolve" else _fresh_pool
+    children, creator_stats = make_pool(ctx, records, old, next_generation, creator_rng)
     stats |= creator_stats
     if children:
       new = _score(ctx, params, children, jax.random.fold_in(key, 1))

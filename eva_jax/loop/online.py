@@ -164,11 +164,13 @@ def run_online(ctx, params, *, start_step: int, generation: int, restore=None, o
       "online/step_seconds": time.perf_counter() - start,
     }
     if (
-      loop.creator and (step + 1) % loop.creator_every_steps == 0 and generation + 1 in ctx.pool.generations()
+      loop.prompts == "evolve"
+      and (step + 1) % loop.creator_every_steps == 0
+      and generation + 1 in ctx.pool.generations()
     ):
       generation += 1  # committed before a crash: read it back instead of writing it again
       records = ctx.pool.read_generation(generation)
-    elif loop.creator and (step + 1) % loop.creator_every_steps == 0:
+    elif loop.prompts == "evolve" and (step + 1) % loop.creator_every_steps == 0:
       generation += 1
       gen = generation_lib.next_generation(
         records,

@@ -87,8 +87,20 @@ def test_resume_continues_and_refuses_a_changed_config(run_dir):
 
 
 def test_creator_off_keeps_the_pool_static(tmp_path):
-  _run(tmp_path, **{"loop.creator": False})
+  _run(tmp_path, **{"loop.prompts": "static"})
   pool = pool_lib.Pool(tmp_path / "pool")
   assert pool.generations() == [0]
   summary = json.loads((tmp_path / "summary.json").read_text())
   assert summary["rounds"][1]["generation"] == 0
+
+
+def test_baseline_switches(tmp_path):
+  _run(tmp_path / "fresh", **{"loop.prompts": "fresh"})
+  pool = pool_lib.Pool(tmp_path / "fresh" / "pool")
+  new = [r for r in pool.read_generation(1) if r.generation == 1]
+  assert new and all(r.method == "fresh" and r.source == "seed" and r.parent_id == "" for r in new)
+  assert not {r.text for r in new} & {r.text for r in pool.read_generation(0)}
+  summary = _run(tmp_path / "subset", **{"loop.prompts": "subset"})
+  stats = summary["rounds"][1]["stats"]
+  assert stats["round/subset_prompts"] == 4  # 25% of 16 seeds
+  assert stats["round/train_pairs"] <= 4 and pool_lib.Pool(tmp_path / "subset" / "pool").generations() == [0]
