@@ -13,6 +13,7 @@ import time
 from absl import logging
 from etils import epath
 import flax
+import jax
 
 from eva_jax import tasks
 from eva_jax.creator import generation as generation_lib
@@ -229,3 +230,54 @@ def _online(ctx, params, meta, latest, checkpoints, writer, summary, evaluator):
   )
   print(_line(f"online, {loop.steps} steps (pool generation {generation})", stats, evaluation))
   return params
+
+
+def evaluate_run(cfg, workdir: epath.PathLike) -> dict:
+  """`--mode=eval`: the held-out evaluation (and benchmark exports) of the params in `workdir`.
+
+  Uses the run's latest checkpoint when `workdir` holds one, else the configured model as loaded
+  (an official checkpoint, or random init); the round-0 reference is `<workdir>/round0` if present.
+  """
+  workdir = epath.Path(workdir)
+  solver = setup.build(cfg)
+  params = solver.params
+  checkpoints = run_state.RunCheckpoints(workdir, 1_000_000)  # never deletes anything here
+  latest = checkpoints.latest()
+  if latest is not None:
+    meta = checkpoints.meta(latest)
+    if meta.get("step"):  # online: the whole train state was saved
+      tree, _ = checkpoints.restore(latest, None)
+      params = jax.device_put(tree["params"], solver.shardings)
+    else:
+      params, _ = checkpoints.restore(latest, run_state.abstract_like(solver.params))
+    print(f"evaluating {workdir} at checkpoint {latest} (round {meta['round']}, step {meta.get('step', 0)})")
+  round0 = workdir / "round0"
+  round0_params = (
+    params_lib.restore_params(round0, solver.model, solver.shardings) if round0.exists() else params
+  )
+  reward_source = reward_factory.make_reward_source(cfg.reward, mesh=solver.mesh, rules=cfg.mesh.rules)
+  result = job.evaluate(
+    solver.model,
+    params,
+    solver.tokenizer,
+    reward_source,
+    cfg.eval,
+    mesh=solver.mesh,
+    reference_params=heldout.load_reference(
+      cfg.eval.reference, round0_params, solver.model, solver.shardings
+    ),
+    nonfinite=cfg.reward.nonfinite,
+  )
+  out = job.write(result, workdir / "eval" / "final")
+  print(result.summary())
+  print(f"wrote {out}")
+  exported = []
+  if cfg.eval.export.enabled:
+    exported = job.export_benchmarks(
+      solver.model, params, solver.tokenizer, cfg.eval, workdir, mesh=solver.mesh
+    )
+    for item in exported:
+      print(f"exported {item}")
+  checkpoints.close()
+  reward_source.close()
+  return result.metrics("eval")

@@ -24,7 +24,7 @@ def test_quickstart_sections_parse():
     ),
     filters=creator_config.FilterConfig(min_tokens=1, max_tokens=64),
   )
-  assert creator_config.parse_pool(config) == creator_config.PoolConfig()
+  assert creator_config.parse_pool(config) == creator_config.PoolConfig(max_size=512)  # the quickstart caps its pool
 
 
 def _with(**overrides):
