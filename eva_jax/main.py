@@ -14,6 +14,8 @@ from ml_collections import config_flags
 from eva_jax import config as config_lib
 from eva_jax import model_check
 from eva_jax.loop import runner
+from eva_jax.parallel import distributed
+from eva_jax.parallel import memory_plan
 from eva_jax.rewards import config as reward_config
 from eva_jax.rewards import train_job as reward_train_job
 
@@ -22,12 +24,23 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, pool
 _MODE = flags.DEFINE_enum(
   "mode",
   "train",
-  ["train", "check", "train_reward_model"],
+  ["train", "check", "train_reward_model", "plan"],
   "train: the eva run (eva_jax/loop/runner.py; resumes a run in --workdir); check: the model check "
   "(eva_jax/model_check.py); train_reward_model: Bradley-Terry reward-model training "
-  "(eva_jax/rewards/train_job.py, configs/reward_model.py).",
+  "(eva_jax/rewards/train_job.py, configs/reward_model.py); plan: per-device memory on "
+  "--plan_topology from shapes alone (eva_jax/parallel/memory_plan.py).",
 )
 _FORCE = flags.DEFINE_bool("force", False, "Resume a run even if pinned config fields changed.")
+# Multi-host (eva_jax/parallel/distributed.py); unset flags fall back to EVA_* environment variables.
+_DISTRIBUTED = flags.DEFINE_enum(
+  "distributed", None, list(distributed.MODES), "Join a multi-process run: auto (default), on or off."
+)
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
+_PLAN_TOPOLOGY = flags.DEFINE_string(
+  "plan_topology", "v5e-64", "--mode=plan: v5e-64, v5p-128, h100-8, 64x16 ..."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -35,6 +48,20 @@ def main(argv):
   del argv
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO.
+  if _MODE.value == "plan":  # Shapes only: needs no devices, checkpoint or tokenizer.
+    try:
+      memory_plan.run(_CONFIG.value, _PLAN_TOPOLOGY.value, _WORKDIR.value)
+    except ValueError as e:
+      sys.exit(f"eva_jax: plan: {e}")
+    return
+  try:  # Before anything touches a device: afterwards jax.devices() spans every process.
+    distributed.initialize(
+      distributed.settings_from(
+        _DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
+      )
+    )
+  except ValueError as e:
+    sys.exit(f"eva_jax: distributed set-up: {e}")
   try:
     cfg = config_lib.parse(_CONFIG.value, jax.device_count())
     training = reward_config.parse_training(_CONFIG.value) if _MODE.value == "train_reward_model" else None

@@ -18,6 +18,7 @@ from eva_jax.models import batching
 from eva_jax.models import logprobs
 from eva_jax.models import params as params_lib
 from eva_jax.models import setup
+from eva_jax.parallel import distributed
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
 from eva_jax.tasks import addition
@@ -51,18 +52,19 @@ def run(cfg: config_lib.RunConfig, workdir: epath.PathLike) -> dict:
   place = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh_lib.BATCH_AXES))
   arrays = [jax.device_put(a, place) for a in (batch.tokens, batch.input_mask, batch.response_mask)]
   score = logprobs.jitted_sequence_logprobs(model, batch.score_start, cfg.model.logprob_chunk)
-  seq_lp = np.asarray(score(params, *arrays)[0])[: batch.num_real]
+  seq_lp = distributed.to_host(score(params, *arrays)[0])[: batch.num_real]  # global rows on every host
   correct, wrong = seq_lp[: len(problems)], seq_lp[len(problems) :]
   print(f"{'prompt':<48} {'answer':<22} {'logp(answer)':>12} {'logp(wrong)':>12}")
   for problem, c, w in zip(problems, correct, wrong):
     print(f"{problem.prompt[:48]:<48} {problem.answer:<22} {c:12.3f} {w:12.3f}")
 
   ckpt_dir = workdir / "params"
-  if ckpt_dir.exists():
+  if ckpt_dir.exists() and distributed.is_main_process():
     ckpt_dir.rmtree()
+  distributed.barrier("model_check_clear_checkpoint")  # orbax saves collectively into a clear directory
   params_lib.save_params(ckpt_dir, params)
   restored = params_lib.restore_params(ckpt_dir, model, shardings)
-  restored_lp = np.asarray(score(restored, *arrays)[0])[: batch.num_real]
+  restored_lp = distributed.to_host(score(restored, *arrays)[0])[: batch.num_real]
   if not np.array_equal(restored_lp, seq_lp):
     raise RuntimeError(f"restored params score differently: max |diff| {np.abs(restored_lp - seq_lp).max()}")
   figures = {
@@ -73,7 +75,8 @@ def run(cfg: config_lib.RunConfig, workdir: epath.PathLike) -> dict:
     "checkpoint_roundtrip_equal": True,
     "seconds": time.perf_counter() - start,
   }
-  (workdir / "model_check.json").write_text(json.dumps(figures, indent=1))
+  if distributed.is_main_process():
+    (workdir / "model_check.json").write_text(json.dumps(figures, indent=1))
   print(
     f"checkpoint {ckpt_dir}: restored params give identical log-probs; "
     f"done in {figures['seconds']:.1f}s; figures in {workdir / 'model_check.json'}"

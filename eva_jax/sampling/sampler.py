@@ -16,6 +16,7 @@ import tqdm
 
 from eva_jax.models import batching
 from eva_jax.models import chat_template
+from eva_jax.parallel import distributed
 from eva_jax.parallel import partition
 from eva_jax.sampling import decode
 
@@ -114,7 +115,8 @@ def sample(
     arrays = (tokens, tokens != 0)
     if place is not None:
       arrays = tuple(jax.device_put(a, place) for a in arrays)
-    out = jax.device_get(generate(params, *arrays, jax.random.fold_in(rng, index)))
+    # to_host: on several processes the outputs span other hosts' devices.
+    out = distributed.to_host(generate(params, *arrays, jax.random.fold_in(rng, index)))
     keep = len(chunk) * config.num_samples
     outputs.append({k: v[:keep] for k, v in out.items()})
     generated += int(outputs[-1]["lengths"].sum())

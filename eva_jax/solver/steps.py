@@ -24,6 +24,7 @@ import optax
 
 from eva_jax.models import batching
 from eva_jax.models import logprobs
+from eva_jax.parallel import distributed
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
 from eva_jax.solver import losses
@@ -261,6 +262,9 @@ def _jit_step(micro_loss, *, optimizer, state_shardings: TrainState, mesh, num_m
 
   def step(state: TrainState, batch, rng: jax.Array):
     check_batch(batch.row_mask.shape[0], num_micro, unit, mesh)
+    # Every process holds the same global host batch; jit takes host arrays only for a sharding on
+    # this process's devices, so place it explicitly.
+    batch = jax.device_put(batch, rows)
     return jitted(state, batch, rng)
 
   step.jitted = jitted
@@ -387,5 +391,5 @@ def with_reference_logps(
   second model runs during the epochs."""
   place = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh_lib.BATCH_AXES))
   device_batch = jax.device_put(batch, place)
-  ref = jax.device_get(_jitted_pair_logprobs(model, chunk_size)(ref_params, device_batch))
+  ref = distributed.to_host(_jitted_pair_logprobs(model, chunk_size)(ref_params, device_batch))
   return batch.replace(ref_logps=np.asarray(ref, np.float32))

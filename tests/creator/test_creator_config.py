@@ -24,7 +24,8 @@ def test_quickstart_sections_parse():
     ),
     filters=creator_config.FilterConfig(min_tokens=1, max_tokens=64),
   )
-  assert creator_config.parse_pool(config) == creator_config.PoolConfig(max_size=512)  # the quickstart caps its pool
+  # The quickstart caps its pool.
+  assert creator_config.parse_pool(config) == creator_config.PoolConfig(max_size=512)
 
 
 def _with(**overrides):

@@ -1,0 +1,152 @@
+"""Multi-process start-up: join the JAX distributed system before anything touches a device.
+
+Every process of a multi-host run (TPU pod workers, GPU hosts, or several CPU processes on one
+machine) calls `initialize(settings_from(...))` first; afterwards `jax.devices()` lists the devices
+of all processes and one mesh spans them. Where the settings come from, flags first:
+
+    --distributed         EVA_DISTRIBUTED          auto (default) | on | off
+    --coordinator_address EVA_COORDINATOR_ADDRESS  host:port of process 0 (also JAX_COORDINATOR_ADDRESS)
+    --num_processes       EVA_NUM_PROCESSES        processes in the run
+    --process_id          EVA_PROCESS_ID           this process, 0 .. num_processes - 1
+
+`off`: one process, never initialise. `on`: always initialise; settings left unset are detected by
+JAX (a Cloud TPU pod worker or SLURM job knows its coordinator and rank: `launch/tpu.sh` uses this).
+`auto`: initialise when explicit settings ask for more than one process or the environment shows a
+multi-process cluster (TPU_WORKER_HOSTNAMES with several hosts, MEGASCALE_COORDINATOR_ADDRESS,
+SLURM_NTASKS or OMPI_COMM_WORLD_SIZE above 1); otherwise a single process that initialises nothing.
+CPU processes exchange data with gloo (`jax_cpu_collectives_implementation`), set before joining.
+"""
+
+from collections.abc import Mapping
+import dataclasses
+import os
+
+from absl import logging
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+
+MODES = ("auto", "on", "off")
+ENV_PREFIX = "EVA_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  mode: str = "auto"  # one of MODES
+  coordinator_address: str | None = None  # "host:port" of process 0
+  num_processes: int | None = None
+  process_id: int | None = None
+
+
+def _env_int(env: Mapping[str, str], name: str) -> int | None:
+  value = env.get(name, "").strip()
+  if not value:
+    return None
+  try:
+    return int(value)
+  except ValueError:
+    raise ValueError(f"{name}={value!r} is not an integer") from None
+
+
+def settings_from(
+  mode: str | None = None,
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
+  env: Mapping[str, str] | None = None,
+) -> Settings:
+  """Settings from explicit values (flags), falling back to the EVA_* environment variables.
+
+  Raises:
+    ValueError: naming the setting when a value is malformed or inconsistent.
+  """
+  env = os.environ if env is None else env
+  settings = Settings(
+    mode=mode or env.get(f"{ENV_PREFIX}DISTRIBUTED", "").strip() or "auto",
+    coordinator_address=coordinator_address
+    or env.get(f"{ENV_PREFIX}COORDINATOR_ADDRESS", "").strip()
+    or env.get("JAX_COORDINATOR_ADDRESS", "").strip()
+    or None,
+    num_processes=num_processes if num_processes is not None else _env_int(env, f"{ENV_PREFIX}NUM_PROCESSES"),
+    process_id=process_id if process_id is not None else _env_int(env, f"{ENV_PREFIX}PROCESS_ID"),
+  )
+  if settings.mode not in MODES:
+    raise ValueError(f"distributed mode {settings.mode!r} is not one of {list(MODES)}")
+  if settings.num_processes is not None and settings.num_processes < 1:
+    raise ValueError(f"num_processes must be >= 1, got {settings.num_processes}")
+  if settings.process_id is not None:
+    upper = settings.num_processes
+    if settings.process_id < 0 or (upper is not None and settings.process_id >= upper):
+      raise ValueError(f"process_id {settings.process_id} is outside 0 .. {(upper or 1) - 1}")
+  return settings
+
+
+def cluster_detected(env: Mapping[str, str] | None = None) -> bool:
+  """Whether the environment shows a multi-process job JAX can join without explicit settings."""
+  env = os.environ if env is None else env
+  hosts = [h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h.strip()]
+  sizes = [_env_int(env, name) or 1 for name in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")]
+  return len(hosts) > 1 or bool(env.get("MEGASCALE_COORDINATOR_ADDRESS")) or max(sizes) > 1
+
+
+def should_initialize(settings: Settings, env: Mapping[str, str] | None = None) -> bool:
+  if settings.mode != "auto":
+    return settings.mode == "on"
+  if settings.num_processes is not None:
+    return settings.num_processes > 1
+  return settings.coordinator_address is not None or cluster_detected(env)
+
+
+def initialize(settings: Settings) -> bool:
+  """Joins the distributed system when `settings` call for it; returns whether it did.
+
+  Must run before the first JAX computation or device query of the process.
+  """
+  if not should_initialize(settings):
+    return False
+  explicit = settings.num_processes is not None and settings.num_processes > 1
+  if explicit and (settings.coordinator_address is None or settings.process_id is None):
+    raise ValueError(
+      f"{settings.num_processes} processes need a coordinator_address and a process_id for each process"
+    )
+  # CPU devices of different processes talk over gloo; harmless on TPU/GPU, where it is unused.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(
+    coordinator_address=settings.coordinator_address,
+    num_processes=settings.num_processes,
+    process_id=settings.process_id,
+  )
+  logging.info(
+    "joined the distributed system: process %d of %d, %d local / %d global devices",
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
+  )
+  return True
+
+
+def is_main_process() -> bool:
+  """True on process 0, the one that prints reports and writes shared files."""
+  return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+  """Waits until every process reaches the barrier `name` (no-op for a single process)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+def to_host(tree):
+  """`tree`'s arrays as NumPy arrays holding the *global* values, on every process.
+
+  `np.asarray` of an array sharded over devices of other processes fails; such arrays are
+  all-gathered first (a collective: every process must call this in the same order).
+  """
+
+  def fetch(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+
+  return jax.tree.map(fetch, tree)
