@@ -24,8 +24,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, pool
 _MODE = flags.DEFINE_enum(
   "mode",
   "train",
-  ["train", "check", "train_reward_model", "plan"],
-  "train: the eva run (eva_jax/loop/runner.py; resumes a run in --workdir); check: the model check "
+  ["train", "eval", "check", "train_reward_model", "plan"],
+  "train: the eva run (eva_jax/loop/runner.py; resumes a run in --workdir); eval: held-out evaluation "
+  "and benchmark exports of the run in --workdir (config.eval); check: the model check "
   "(eva_jax/model_check.py); train_reward_model: Bradley-Terry reward-model training "
   "(eva_jax/rewards/train_job.py, configs/reward_model.py); plan: per-device memory on "
   "--plan_topology from shapes alone (eva_jax/parallel/memory_plan.py).",
@@ -71,6 +72,11 @@ def main(argv):
     reward_train_job.run(cfg, training, _WORKDIR.value, _CONFIG.value)
   elif _MODE.value == "check":
     model_check.run(cfg, _WORKDIR.value)
+  elif _MODE.value == "eval":
+    try:
+      runner.evaluate_run(cfg, _WORKDIR.value)
+    except (ValueError, FileNotFoundError) as e:
+      sys.exit(f"eva_jax: {e}")
   else:
     try:
       runner.run(cfg, cfg.loop, _WORKDIR.value, config_lib.flatten(_CONFIG.value), force=_FORCE.value)

@@ -104,3 +104,12 @@ def test_baseline_switches(tmp_path):
   stats = summary["rounds"][1]["stats"]
   assert stats["round/subset_prompts"] == 4  # 25% of 16 seeds
   assert stats["round/train_pairs"] <= 4 and pool_lib.Pool(tmp_path / "subset" / "pool").generations() == [0]
+
+
+def test_eval_mode_evaluates_the_run_against_round0(run_dir):
+  config = _config()
+  cfg = config_lib.parse(config, jax.device_count())
+  metrics_ = runner.evaluate_run(cfg, run_dir)
+  assert 0.0 <= metrics_["eval/win_rate"] <= 1.0 and "eval/exact_match/1+1" in metrics_
+  saved = json.loads((run_dir / "eval" / "final" / "metrics.json").read_text())
+  assert saved["eval/reward"] == pytest.approx(metrics_["eval/reward"])
