@@ -120,3 +120,14 @@ def flatten(config: ml_collections.ConfigDict) -> dict:
 
   walk(config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config, "")
   return out
+
+
+def override(config: ml_collections.ConfigDict, values: dict) -> ml_collections.ConfigDict:
+  """Sets dotted fields in place ({"loop.rounds": 1, ...}), as `--config.loop.rounds=1` would."""
+  for key, value in values.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return config

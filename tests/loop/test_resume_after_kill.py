@@ -30,14 +30,7 @@ OVERRIDES = {
 
 
 def _config():
-  config = quickstart.get_config()
-  for key, value in OVERRIDES.items():
-    node = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return config_lib.override(quickstart.get_config(), OVERRIDES)
 
 
 def _run_here(workdir):

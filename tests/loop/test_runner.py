@@ -25,12 +25,7 @@ def _config(**overrides):
   config.creator.num_evolutions = 2
   config.solver.batch_size = 8
   config.solver.epochs = 1
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
+  config_lib.override(config, overrides)
   return config
 
 
