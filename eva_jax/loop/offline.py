@@ -93,7 +93,10 @@ def _next_pool(ctx: RoundContext, records, scored, generation: int, rng: np.rand
     max_size=ctx.cfg.pool.max_size,
   )
   ctx.pool.write_generation(generation, gen.records)
-  return gen.children, gen.stats
+  # Every process continues from the committed generation (process 0 wrote it): an LLM evolver
+  # need not be deterministic across hosts.
+  committed = ctx.pool.read_generation(generation)
+  return [r for r in committed if r.generation == generation], gen.stats
 
 
 def _fresh_pool(ctx: RoundContext, records, scored, generation: int, rng: np.random.Generator):

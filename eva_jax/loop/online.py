@@ -184,7 +184,8 @@ def run_online(ctx, params, *, start_step: int, generation: int, restore=None, o
         max_size=cfg.pool.max_size,
       )
       ctx.pool.write_generation(generation, gen.records)
-      records = list(gen.records)
+      # Continue from the committed generation, as a resumed run and every other process do.
+      records = ctx.pool.read_generation(generation)
       stats |= gen.stats
       logging.info("online step %d: pool generation %d with %d prompts", step, generation, len(records))
     if on_step is not None:

@@ -29,7 +29,19 @@ from eva_jax.loop import run_state
 from eva_jax.loop import training
 from eva_jax.models import params as params_lib
 from eva_jax.models import setup
+from eva_jax.parallel import distributed
 from eva_jax.rewards import factory as reward_factory
+
+
+def _report(*args) -> None:
+  """Prints on process 0 only: every process runs the same loop, one of them talks."""
+  if distributed.is_main_process():
+    print(*args)
+
+
+def _write_summary(path: epath.Path, summary: dict) -> None:
+  if distributed.is_main_process():
+    path.write_text(json.dumps(summary, indent=1, default=float))
 
 
 def _warm_start(cfg, loop, solver: setup.SolverModel, writer):
@@ -105,7 +117,7 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
   workdir.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
   solver = setup.build(cfg)
-  print(f"model {cfg.model.name}: {solver.describe()}")
+  _report(f"model {cfg.model.name}: {solver.describe()}")
   writer = metrics_lib.MetricsWriter(workdir)
   checkpoints = run_state.RunCheckpoints(workdir, loop.checkpoint_keep)
   pool = pool_lib.Pool(cfg.pool.dir or workdir / "pool")
@@ -123,16 +135,16 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
     params = solver.params
     if loop.warmstart_steps:
       params, sft_metrics = _warm_start(cfg, loop, solver, writer)
-      print(f"warm start: {loop.warmstart_steps} SFT steps, final NLL {sft_metrics['nll']:.3f}")
+      _report(f"warm start: {loop.warmstart_steps} SFT steps, final NLL {sft_metrics['nll']:.3f}")
     params_lib.save_params(workdir / "round0", params)
     evaluator = _Evaluator(cfg, solver, reward_source, params, workdir)
     evaluation = evaluator(params, 0, last)
     writer.scalars(0, evaluation)
-    print(_line("round 0 (after warm start)", {}, evaluation))
+    _report(_line("round 0 (after warm start)", {}, evaluation))
     meta = {"round": 0, "generation": 0, "config": run_state.pinned(flat_config)}
     checkpoints.save(0, params, meta)
     summary = {"rounds": [{"round": 0, "generation": 0, "eval": evaluation}]}
-    summary_path.write_text(json.dumps(summary, indent=1))
+    _write_summary(summary_path, summary)
   else:
     meta = checkpoints.meta(latest)
     run_state.check_compatible(meta["config"], run_state.pinned(flat_config), force=force)
@@ -144,7 +156,7 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
       round0 = params_lib.restore_params(workdir / "round0", solver.model, solver.shardings)
     evaluator = _Evaluator(cfg, solver, reward_source, round0, workdir)
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"rounds": []}
-    print(
+    _report(
       f"resuming {workdir}: round {meta['round']} / step {meta.get('step', 0)} done, pool generation {meta['generation']}"
     )
 
@@ -169,7 +181,7 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
   else:
     params = _offline(ctx, params, meta, checkpoints, writer, summary, evaluator, step_offset)
   summary["seconds"] = time.perf_counter() - start
-  summary_path.write_text(json.dumps(summary, indent=1, default=float))
+  _write_summary(summary_path, summary)
   writer.close()
   checkpoints.close()
   reward_source.close()
@@ -192,7 +204,7 @@ def _offline(ctx, params, meta, checkpoints, writer, summary, evaluator, step_of
     summary["rounds"].append(
       {"round": round_index, "generation": generation, "stats": stats, "eval": evaluation}
     )
-    print(_line(f"round {round_index} (pool generation {generation})", stats, evaluation))
+    _report(_line(f"round {round_index} (pool generation {generation})", stats, evaluation))
   return params
 
 
@@ -213,7 +225,7 @@ def _online(ctx, params, meta, latest, checkpoints, writer, summary, evaluator):
         {"round": 0, "step": step + 1, "generation": generation, "config": meta["config"]},
       )
     if (step + 1) % 10 == 0:
-      print(_line(f"online step {step + 1}/{loop.steps}", stats, {}))
+      _report(_line(f"online step {step + 1}/{loop.steps}", stats, {}))
 
   params, generation, stats = online.run_online(
     ctx,
@@ -228,7 +240,7 @@ def _online(ctx, params, meta, latest, checkpoints, writer, summary, evaluator):
   summary["rounds"].append(
     {"round": "online", "step": loop.steps, "generation": generation, "stats": stats, "eval": evaluation}
   )
-  print(_line(f"online, {loop.steps} steps (pool generation {generation})", stats, evaluation))
+  _report(_line(f"online, {loop.steps} steps (pool generation {generation})", stats, evaluation))
   return params
 
 
@@ -250,7 +262,9 @@ def evaluate_run(cfg, workdir: epath.PathLike) -> dict:
       params = jax.device_put(tree["params"], solver.shardings)
     else:
       params, _ = checkpoints.restore(latest, run_state.abstract_like(solver.params))
-    print(f"evaluating {workdir} at checkpoint {latest} (round {meta['round']}, step {meta.get('step', 0)})")
+    _report(
+      f"evaluating {workdir} at checkpoint {latest} (round {meta['round']}, step {meta.get('step', 0)})"
+    )
   round0 = workdir / "round0"
   round0_params = (
     params_lib.restore_params(round0, solver.model, solver.shardings) if round0.exists() else params
@@ -269,15 +283,15 @@ def evaluate_run(cfg, workdir: epath.PathLike) -> dict:
     nonfinite=cfg.reward.nonfinite,
   )
   out = job.write(result, workdir / "eval" / "final")
-  print(result.summary())
-  print(f"wrote {out}")
+  _report(result.summary())
+  _report(f"wrote {out}")
   exported = []
   if cfg.eval.export.enabled:
     exported = job.export_benchmarks(
       solver.model, params, solver.tokenizer, cfg.eval, workdir, mesh=solver.mesh
     )
     for item in exported:
-      print(f"exported {item}")
+      _report(f"exported {item}")
   checkpoints.close()
   reward_source.close()
   return result.metrics("eval")
