@@ -49,6 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.loop.max_cache_length = 128  # KV-cache length: prompt + response tokens.
   config.loop.old_fraction = 0.2  # Share of a round's training pairs from its old prompts (paper: 0.2).
   config.loop.min_gap = 0.0  # A pair needs best - worst reward above this.
+  config.loop.max_train_pairs = 0  # Pairs a round trains on at most, drawn at random; 0 = all of them.
   config.loop.warmstart_steps = 500  # SFT steps on seed-difficulty reference answers (0 = none).
   config.loop.warmstart_batch_size = 64  # SFT batch size.
   config.loop.warmstart_learning_rate = 3e-3  # SFT peak learning rate (cosine, 5% warmup).

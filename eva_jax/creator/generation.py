@@ -12,6 +12,7 @@ Counts of what happened go into `stats` (for metrics) and the log:
   creator/info_mean, creator/info_selected_mean, creator/seconds.
 """
 
+import collections
 from collections.abc import Callable
 from collections.abc import Sequence
 import dataclasses
@@ -88,6 +89,11 @@ def next_generation(
     "creator/selected": len(chosen),
     "creator/requests": evolution.requests,
     "creator/children": len(evolution.children),
+    "creator/yield": len(evolution.children) / evolution.requests if evolution.requests else float("nan"),
+    **{
+      f"creator/method/{m}": c
+      for m, c in sorted(collections.Counter(r.method for r in evolution.children).items())
+    },
     "creator/capped": len(records) - len(kept),
     **{f"creator/drop/{k}": v for k, v in sorted(evolution.drops.items())},
     **{f"creator/filter/{k}": v for k, v in sorted(prompt_filter.counts.items())},

@@ -24,6 +24,9 @@ class LoopConfig:
   max_cache_length: int  # KV-cache length (prompt + response tokens)
   old_fraction: float  # share of training pairs drawn from the round's old prompts
   min_gap: float  # a pair needs best - worst reward > min_gap
+  max_train_pairs: (
+    int  # pairs a round trains on at most, drawn at random (0 = all); equalises ablation budgets
+  )
   warmstart_steps: int  # SFT steps on seed-difficulty reference answers before round 1 (0 = none)
   warmstart_batch_size: int  # SFT batch size
   warmstart_learning_rate: float  # SFT peak learning rate (cosine, 5% warmup)
@@ -50,6 +53,7 @@ def parse(config: ml_collections.ConfigDict) -> LoopConfig:
     max_cache_length=integer(config, "loop.max_cache_length", low=2),
     old_fraction=number(config, "loop.old_fraction", low=0.0, high=0.99),
     min_gap=number(config, "loop.min_gap", low=0.0),
+    max_train_pairs=integer(config, "loop.max_train_pairs", low=0),
     warmstart_steps=integer(config, "loop.warmstart_steps", low=0),
     warmstart_batch_size=integer(config, "loop.warmstart_batch_size", low=1),
     warmstart_learning_rate=number(config, "loop.warmstart_learning_rate", low=0.0),

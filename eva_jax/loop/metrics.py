@@ -4,9 +4,12 @@ Only process 0 writes; other processes get a writer that drops everything, so ca
 on the process index. Each JSONL line is `{"step": int, "kind": "scalars" | "histogram", ...}`.
 """
 
+import collections
 from collections.abc import Mapping
+import contextlib
 import json
 import math
+import time
 
 from clu import metric_writers
 from etils import epath
@@ -69,6 +72,24 @@ class MetricsWriter:
     if self._tb is not None:
       self._tb.close()
       self._tb = None
+
+
+class PhaseTimes:
+  """Wall seconds per named phase of a round: `with times("sample"): ...`; `stats()` as `time/<phase>`."""
+
+  def __init__(self):
+    self.seconds = collections.defaultdict(float)
+
+  @contextlib.contextmanager
+  def __call__(self, phase: str):
+    start = time.perf_counter()
+    try:
+      yield
+    finally:
+      self.seconds[phase] += time.perf_counter() - start
+
+  def stats(self) -> dict[str, float]:
+    return {f"time/{phase}": seconds for phase, seconds in self.seconds.items()}
 
 
 def read_jsonl(workdir: epath.PathLike) -> list[dict]:

@@ -26,6 +26,7 @@ from eva_jax.creator import informativeness
 from eva_jax.creator import pool as pool_lib
 from eva_jax.creator import records as records_lib
 from eva_jax.creator import selection
+from eva_jax.loop import metrics as metrics_lib
 from eva_jax.loop import pairs as pairs_lib
 from eva_jax.loop import responses as responses_lib
 from eva_jax.loop import training
@@ -59,8 +60,10 @@ def sampling_config(loop) -> sampler.SamplingConfig:
   )
 
 
-def _score(ctx: RoundContext, params, records, rng) -> responses_lib.ScoredResponses:
-  return responses_lib.sample_and_score(
+def _score(
+  ctx: RoundContext, params, records, rng, times: metrics_lib.PhaseTimes
+) -> responses_lib.ScoredResponses:
+  scored = responses_lib.sample_and_score(
     ctx.model,
     params,
     ctx.tokenizer,
@@ -72,37 +75,45 @@ def _score(ctx: RoundContext, params, records, rng) -> responses_lib.ScoredRespo
     prompt_keys=[r.prompt_id for r in records],
     mesh=ctx.mesh,
   )
+  times.seconds["sample"] += scored.sample_seconds
+  times.seconds["score"] += scored.score_seconds
+  times.seconds["sampled_tokens"] += scored.tokens_sampled
+  return scored
 
 
-def _next_pool(ctx: RoundContext, records, scored, generation: int, rng: np.random.Generator):
+def _next_pool(ctx: RoundContext, records, scored, generation: int, rng: np.random.Generator, times):
   """(children, stats) of pool generation `generation` (written now, or read back after a crash)."""
   if generation in ctx.pool.generations():
     logging.info("pool generation %d already committed: reading it back", generation)
-    new_records = ctx.pool.read_generation(generation)
+    with times("pool_io"):
+      new_records = ctx.pool.read_generation(generation)
     return [r for r in new_records if r.generation == generation], {"creator/reused": 1.0}
   count_tokens = lambda text: len(ctx.tokenizer.encode(text))
-  gen = generation_lib.next_generation(
-    records,
-    scored.rewards,
-    None,
-    config=ctx.cfg.creator,
-    evolver=ctx.evolver,
-    generation=generation,
-    rng=rng,
-    count_tokens=count_tokens,
-    max_size=ctx.cfg.pool.max_size,
-  )
-  ctx.pool.write_generation(generation, gen.records)
-  # Every process continues from the committed generation (process 0 wrote it): an LLM evolver
-  # need not be deterministic across hosts.
-  committed = ctx.pool.read_generation(generation)
+  with times("creator"):
+    gen = generation_lib.next_generation(
+      records,
+      scored.rewards,
+      None,
+      config=ctx.cfg.creator,
+      evolver=ctx.evolver,
+      generation=generation,
+      rng=rng,
+      count_tokens=count_tokens,
+      max_size=ctx.cfg.pool.max_size,
+    )
+  with times("pool_io"):
+    ctx.pool.write_generation(generation, gen.records)
+    # Every process continues from the committed generation (process 0 wrote it): an LLM evolver
+    # need not be deterministic across hosts.
+    committed = ctx.pool.read_generation(generation)
   return [r for r in committed if r.generation == generation], gen.stats
 
 
-def _fresh_pool(ctx: RoundContext, records, scored, generation: int, rng: np.random.Generator):
+def _fresh_pool(ctx: RoundContext, records, scored, generation: int, rng: np.random.Generator, times):
   """The "new human prompts" baseline: as many fresh seed-distribution prompts as eva would evolve."""
   if generation in ctx.pool.generations():
-    new_records = ctx.pool.read_generation(generation)
+    with times("pool_io"):
+      new_records = ctx.pool.read_generation(generation)
     return [r for r in new_records if r.generation == generation], {"creator/reused": 1.0}
   updated = records_lib.with_stats(records, scored.rewards, None, ctx.cfg.creator.info_metric)
   scored_count = int(np.isfinite(records_lib.info_scores(updated)).sum())
@@ -123,7 +134,8 @@ def _fresh_pool(ctx: RoundContext, records, scored, generation: int, rng: np.ran
     )
     for i, text in enumerate(fresh)
   ]
-  ctx.pool.write_generation(generation, updated + children)
+  with times("pool_io"):
+    ctx.pool.write_generation(generation, updated + children)
   return children, {"creator/children": len(children), "creator/pool_size": len(updated) + len(children)}
 
 
@@ -151,8 +163,10 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
   # Separate streams: a resumed round that reads its pool generation back (no creator draws) must
   # still mix the same pairs.
   creator_rng, mix_rng = (np.random.default_rng([seed, round_index, stream]) for stream in (0, 1))
-  records = ctx.pool.read_generation(generation)
-  old = _score(ctx, params, records, jax.random.fold_in(key, 0))
+  times = metrics_lib.PhaseTimes()
+  with times("pool_io"):
+    records = ctx.pool.read_generation(generation)
+  old = _score(ctx, params, records, jax.random.fold_in(key, 0), times)
   stats = {
     "round/pool_size": len(records),
     "round/reward_mean": float(np.nanmean(old.rewards)),
@@ -172,10 +186,10 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
   elif ctx.loop.prompts in ("evolve", "fresh"):
     next_generation = generation + 1
     make_pool = _next_pool if ctx.loop.prompts == "evolve" else _fresh_pool
-    children, creator_stats = make_pool(ctx, records, old, next_generation, creator_rng)
+    children, creator_stats = make_pool(ctx, records, old, next_generation, creator_rng, times)
     stats |= creator_stats
     if children:
-      new = _score(ctx, params, children, jax.random.fold_in(key, 1))
+      new = _score(ctx, params, children, jax.random.fold_in(key, 1), times)
       new_pairs = pairs_lib.best_vs_worst(new.rewards, ctx.loop.min_gap)
       new_idx, old_idx = pairs_lib.mix(len(new_pairs), len(old_pairs), ctx.loop.old_fraction, mix_rng)
       n_p, n_c, n_r = _pair_ids(new, new_pairs.take(new_idx))
@@ -184,25 +198,39 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
       stats |= {
         "round/new_prompt_reward_mean": float(np.nanmean(new.rewards)),
         "round/new_pairs": len(new_pairs),
+        # Evolution yield in the creator's own terms: children with a reward spread to learn from.
+        "round/new_prompts_informative": float(
+          np.mean(np.nanmax(new.rewards, 1) > np.nanmin(new.rewards, 1))
+        ),
       }
+  if ctx.loop.max_train_pairs and len(prompt_ids) > ctx.loop.max_train_pairs:
+    keep = np.sort(mix_rng.choice(len(prompt_ids), ctx.loop.max_train_pairs, replace=False))
+    prompt_ids, chosen_ids, rejected_ids = (
+      [x[i] for i in keep] for x in (prompt_ids, chosen_ids, rejected_ids)
+    )
   stats["round/old_pairs"] = len(old_pairs)
   stats["round/train_pairs"] = len(prompt_ids)
   if not prompt_ids:
     logging.warning("round %d: no prompt has any reward spread; no training this round", round_index)
   else:
-    params, metrics = training.preference_epochs(
-      ctx.model,
-      params,
-      prompt_ids,
-      chosen_ids,
-      rejected_ids,
-      solver=ctx.cfg.solver,
-      mesh=ctx.mesh,
-      param_shardings=ctx.param_shardings,
-      seed=seed * 1000 + round_index,
-      chunk_size=ctx.cfg.model.logprob_chunk,
-      on_metrics=ctx.on_metrics,
-    )
+    with times("train"):
+      params, metrics = training.preference_epochs(
+        ctx.model,
+        params,
+        prompt_ids,
+        chosen_ids,
+        rejected_ids,
+        solver=ctx.cfg.solver,
+        mesh=ctx.mesh,
+        param_shardings=ctx.param_shardings,
+        seed=seed * 1000 + round_index,
+        chunk_size=ctx.cfg.model.logprob_chunk,
+        on_metrics=ctx.on_metrics,
+      )
     stats |= {f"train/{k}": v for k, v in metrics.items()}
+  tokens = times.seconds.pop("sampled_tokens")
+  stats["round/sampled_tokens"] = tokens
+  stats |= times.stats()
+  stats["round/sampler_tokens_per_s"] = tokens / max(times.seconds["sample"], 1e-9)
   stats["round/seconds"] = time.perf_counter() - start
   return params, next_generation, stats

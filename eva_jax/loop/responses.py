@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 import dataclasses
+import time
 
 import jax
 import numpy as np
@@ -22,6 +23,8 @@ class ScoredResponses:
   logprobs: list[list[list[float]]]  # [P][n] sampling-time log-probs of each response token
   rewards: np.ndarray  # [P, n] float32
   tokens_sampled: int
+  sample_seconds: float = 0.0  # wall time of sampling (includes any compilation)
+  score_seconds: float = 0.0  # wall time of the reward source
 
   @property
   def num_dropped(self) -> int:
@@ -47,11 +50,14 @@ def sample_and_score(
   `prompt_keys`, e.g. pool prompt ids; "fail": raises).
   """
   n = config.num_samples
+  start = time.perf_counter()
   samples = sampler.sample(model, params, tokenizer, list(prompts), config, rng, mesh=mesh)
   texts = list(samples.text)
   repeated = [prompts[i] for i in samples.prompt_index]
+  sampled = time.perf_counter()
   keys = None if prompt_keys is None else [prompt_keys[i] for i in samples.prompt_index]
   rewards, keep, _ = nonfinite.score_with_policy(reward_source, repeated, texts, nonfinite_policy, keys)
+  scored = time.perf_counter()
   rewards = np.where(keep, np.asarray(rewards, np.float32), np.nan).reshape(len(prompts), n)
   ids = [row[:length].tolist() for row, length in zip(samples.tokens, samples.lengths)]
   lps = [row[:length].tolist() for row, length in zip(samples.logprobs, samples.lengths)]
@@ -63,4 +69,6 @@ def sample_and_score(
     logprobs=[lps[i * n : (i + 1) * n] for i in range(len(prompts))],
     rewards=rewards,
     tokens_sampled=int(samples.lengths.sum()),
+    sample_seconds=sampled - start,
+    score_seconds=scored - sampled,
   )

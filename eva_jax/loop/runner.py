@@ -195,12 +195,16 @@ def _offline(ctx, params, meta, checkpoints, writer, summary, evaluator, step_of
   for round_index in range(meta["round"] + 1, loop.rounds + 1):
     step_offset[0] = round_index * 1_000_000  # distinct, increasing TensorBoard steps per round
     params, generation, stats = offline.run_round(ctx, params, round_index, generation)
-    evaluation = evaluator(params, round_index, loop.rounds)
+    times = metrics_lib.PhaseTimes()
+    with times("eval"):
+      evaluation = evaluator(params, round_index, loop.rounds)
+    with times("checkpoint"):
+      checkpoints.save(
+        round_index, params, {"round": round_index, "generation": generation, "config": meta["config"]}
+      )
+    stats |= times.stats()
     writer.scalars(round_index, stats | evaluation)
     writer.histogram(round_index, "creator/info", [r.info for r in pool.read_generation(generation)])
-    checkpoints.save(
-      round_index, params, {"round": round_index, "generation": generation, "config": meta["config"]}
-    )
     summary["rounds"].append(
       {"round": round_index, "generation": generation, "stats": stats, "eval": evaluation}
     )
