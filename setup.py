@@ -28,7 +28,8 @@ setuptools.setup(
     "tqdm",
   ],
   extras_require={
-    "test": ["pytest", "ruff"],
+    "test": ["pytest", "ruff", "ipykernel", "matplotlib", "nbclient", "nbformat"],
+    "notebooks": ["matplotlib"],
     "tpu": ["jax[tpu]"],
     "cuda": ["jax[cuda12]"],
   },

@@ -1,0 +1,1 @@
+"""Read-only analysis of eva runs (curriculum tables for notebooks and reports)."""
