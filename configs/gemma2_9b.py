@@ -4,9 +4,25 @@
       --config.model.checkpoint=/path/to/gemma2-9b-it --config.model.tokenizer=/path/to/tokenizer.model
 
 Hardware: 9.2B params in bfloat16 need ~18.5 GB; the default mesh shards them over fsdp x tensor
-(e.g. v5e-16: fsdp=4, tensor=4). Today this runs the model check (load the checkpoint sharded,
-score task answers, orbax round trip); the eva loop will take its place. Nothing is downloaded:
-both paths are required.
+(tensor=4 within a host, fsdp over the rest). The memory plan (`--mode=plan --plan_topology=T`,
+shapes only; a phase fits within 90% of device memory) for this config as it stands, i.e. the
+quickstart's solver sizes (batch 32, prompt 64 + response 32 tokens, AdamW moments in float32):
+
+    topology   mesh (data, fsdp, tensor)  peak train step / device  verdict
+    v5e-8      1, 2, 4                    37.4 GiB of 16            does not fit (23.7 with micro_batches=8)
+    v5e-16     1, 4, 4                    18.7 GiB of 16            does not fit; fits with
+                                                                    --config.solver.micro_batches=2 (13.7)
+    v5e-32     1, 8, 4                     9.3 GiB of 16            fits
+    v5e-64     1, 16, 4                    4.7 GiB of 16            fits
+    v6e-8      1, 2, 4                    37.4 GiB of 32            does not fit; fits with micro_batches=2 (27.3)
+    v5p-8      1, 1, 4 (4 chips)          74.7 GiB of 95            fits
+    h100-8     1, 2, 4                    37.4 GiB of 80            fits
+
+Sampling peaks are far lower (5.0 GiB on v5e-8). Longer sequences or larger batches (the paper's
+DPO: batch 64, 2048 tokens; configs/gemma2_9b_dpo.py) need more: plan them before launching
+(launch/README.md). `--mode=train` (the default) runs the eva loop with the quickstart's loop
+settings; `--mode=check` the model check (load the checkpoint sharded, score task answers, orbax
+round trip). Nothing is downloaded: both paths are required.
 """
 
 from configs import quickstart

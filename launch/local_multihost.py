@@ -7,8 +7,11 @@ Everything after `--` goes to `python -m eva_jax.main` (or `--module`). Each pro
 `JAX_PLATFORMS=cpu`, `XLA_FLAGS=--xla_force_host_platform_device_count=D` and the distributed
 settings `eva_jax.parallel.distributed` reads (EVA_COORDINATOR_ADDRESS=127.0.0.1:<free port>,
 EVA_NUM_PROCESSES=P, EVA_PROCESS_ID=i); the processes exchange data over gloo. Output lines are
-prefixed with `[p<i>]` as they arrive. When one process fails the others are stopped (they would
-wait for it forever at the next collective); the exit status is the first failure's, else 0.
+prefixed with `[p<i>]` as they arrive; the launcher's own lines start with `[launch]` (among them
+`[launch] process <i>: pid <pid>` for each process it starts). When one process fails or is killed
+the others are stopped (they would wait for it forever at the next collective); the exit status is
+the first failure's (128 + N for a process killed by signal N, as a shell reports it), else 0.
+Running the same command again on the same workdir resumes the run from its last checkpoint.
 """
 
 import argparse
@@ -54,6 +57,20 @@ def _pump(index: int, stream, lock: threading.Lock) -> None:
   stream.close()
 
 
+def exit_status(returncode: int) -> int:
+  """A child's exit status as a shell reports it: 128 + N when signal N killed it (Popen says -N)."""
+  return 128 - returncode if returncode < 0 else returncode
+
+
+def _describe(returncode: int) -> str:
+  if returncode < 0:
+    try:
+      return f"was killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+      return f"was killed by signal {-returncode}"
+  return f"exited with {returncode}"
+
+
 def _stop(procs, grace_s: float = 10.0) -> None:
   """SIGTERM to each process still running (each leads its own group), SIGKILL after `grace_s`."""
   for proc in procs:
@@ -85,6 +102,7 @@ def run(args: list[str], *, processes: int, devices: int, module: str, timeout_s
       start_new_session=True,  # its own process group: stopping it also stops anything it started
     )
     procs.append(proc)
+    print(f"[launch] process {i}: pid {proc.pid}", flush=True)
     pumps.append(threading.Thread(target=_pump, args=(i, proc.stdout, lock), daemon=True))
     pumps[-1].start()
   deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -93,9 +111,10 @@ def run(args: list[str], *, processes: int, devices: int, module: str, timeout_s
     while None in [p.poll() for p in procs]:  # a list, not any(): every process must be polled
       failed = [p for p in procs if p.returncode not in (None, 0)]
       if failed:
-        status = failed[0].returncode
+        status = exit_status(failed[0].returncode)
         print(
-          f"[launch] process {procs.index(failed[0])} exited with {status}; stopping the others", flush=True
+          f"[launch] process {procs.index(failed[0])} {_describe(failed[0].returncode)}; stopping the others",
+          flush=True,
         )
         break
       if deadline is not None and time.monotonic() > deadline:
@@ -108,7 +127,7 @@ def run(args: list[str], *, processes: int, devices: int, module: str, timeout_s
   for pump in pumps:
     pump.join(timeout=5)
   if status == 0:
-    status = next((p.returncode for p in procs if p.returncode != 0), 0)
+    status = next((exit_status(p.returncode) for p in procs if p.returncode != 0), 0)
   return status
 
 

@@ -15,16 +15,23 @@ JAX (a Cloud TPU pod worker or SLURM job knows its coordinator and rank: `launch
 multi-process cluster (TPU_WORKER_HOSTNAMES with several hosts, MEGASCALE_COORDINATOR_ADDRESS,
 SLURM_NTASKS or OMPI_COMM_WORLD_SIZE above 1); otherwise a single process that initialises nothing.
 CPU processes exchange data with gloo (`jax_cpu_collectives_implementation`), set before joining.
+
+Only process 0 talks: after joining, every other process disables its tqdm progress bars
+(`quiet_progress_bars`), and `run_on_main` lets process 0 alone do something with a side effect
+(an HTTP request to a reward server) and hands its result to every process.
 """
 
+from collections.abc import Callable
 from collections.abc import Mapping
 import dataclasses
+import functools
 import os
 
 from absl import logging
 import jax
 from jax.experimental import multihost_utils
 import numpy as np
+import tqdm
 
 MODES = ("auto", "on", "off")
 ENV_PREFIX = "EVA_"
@@ -116,6 +123,8 @@ def initialize(settings: Settings) -> bool:
     num_processes=settings.num_processes,
     process_id=settings.process_id,
   )
+  if jax.process_index() != 0:
+    quiet_progress_bars()
   logging.info(
     "joined the distributed system: process %d of %d, %d local / %d global devices",
     jax.process_index(),
@@ -150,3 +159,84 @@ def to_host(tree):
     return np.asarray(jax.device_get(x))
 
   return jax.tree.map(fetch, tree)
+
+
+def quiet_progress_bars() -> None:
+  """Disables every tqdm progress bar of this process, including bars created with `disable=False`.
+
+  Process 0 shows the bars; the others would print the same bars again. tqdm reads `TQDM_DISABLE`
+  only when it is first imported and lets an explicit `disable=` argument override it, so that
+  variable alone cannot silence a process that has already imported tqdm (every eva_jax process has
+  by the time it joins). This wraps `tqdm.std.tqdm.__init__` (the base of `tqdm.tqdm`, `tqdm.auto`
+  and TFDS's bars) to force `disable=True`, and sets `TQDM_DISABLE=1` for child processes.
+  Idempotent.
+  """
+  os.environ["TQDM_DISABLE"] = "1"
+  init = tqdm.std.tqdm.__init__
+  if getattr(init, "_eva_quiet", False):
+    return
+
+  @functools.wraps(init)
+  def quiet_init(self, *args, **kwargs):
+    kwargs["disable"] = True
+    init(self, *args, **kwargs)
+
+  quiet_init._eva_quiet = True
+  tqdm.std.tqdm.__init__ = quiet_init
+
+
+class MainProcessError(RuntimeError):
+  """What `run_on_main` raises on the other processes when the function failed on process 0."""
+
+
+_MESSAGE_BYTES = 2048  # of process 0's error message sent to the other processes
+
+
+def _encode(message: str) -> np.ndarray:
+  data = message.encode("utf-8", "replace")[:_MESSAGE_BYTES]
+  return np.frombuffer(data.ljust(_MESSAGE_BYTES, b"\0"), np.uint8).astype(np.int32)
+
+
+def _decode(codes: np.ndarray) -> str:
+  return bytes(np.asarray(codes, np.uint8)).rstrip(b"\0").decode("utf-8", "replace")
+
+
+def _as_int32(x: np.ndarray) -> np.ndarray:
+  """`x`'s bytes as int32 words: the broadcast sums integers, so every bit pattern (NaN too) survives."""
+  x = np.ascontiguousarray(x)
+  if x.dtype.itemsize % 4:
+    raise TypeError(f"run_on_main: dtype {x.dtype} is not a multiple of 4 bytes")
+  return x.reshape(-1).view(np.int32)
+
+
+def run_on_main(fn: Callable[[], np.ndarray], shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+  """`fn()` computed on process 0 only and sent to every process (bit for bit).
+
+  For work with a side effect that must happen once per run, not once per host: an HTTP request
+  to a reward server, say. Every process must call this at the same point with the same `shape`
+  and `dtype` (a collective); `fn` must return an array of that shape. With one process it simply
+  returns `fn()`. When `fn` raises on process 0 the error is re-raised there, and the others raise
+  `MainProcessError` with its message, instead of waiting forever.
+  """
+  if jax.process_count() == 1:
+    return np.asarray(fn(), dtype).reshape(shape)
+  dtype = np.dtype(dtype)
+  words = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize // 4
+  # At least one word: nothing is broadcast as an empty array.
+  value, error, status = np.zeros(max(words, 1), np.int32), None, np.zeros(1, np.int32)
+  message = np.zeros(_MESSAGE_BYTES, np.int32)
+  if is_main_process():
+    try:
+      result = np.asarray(fn(), dtype)
+      if result.shape != tuple(shape):
+        raise ValueError(f"run_on_main: fn returned shape {result.shape}, expected {tuple(shape)}")
+      value = np.pad(_as_int32(result), (0, max(words, 1) - words))
+    except Exception as e:  # sent to the others, then re-raised here
+      error, status = e, np.ones(1, np.int32)
+      message = _encode(f"{type(e).__name__}: {e}")
+  value, status, message = multihost_utils.broadcast_one_to_all((value, status, message))
+  if error is not None:
+    raise error
+  if int(status[0]):
+    raise MainProcessError(f"process 0 failed: {_decode(message)}")
+  return np.asarray(value, np.int32)[:words].view(dtype).reshape(shape).copy()

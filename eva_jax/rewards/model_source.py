@@ -3,6 +3,7 @@
 Rows are rounded up to powers of two (and to the mesh's data x fsdp size) and columns to powers of
 two, so a long run compiles a handful of programs. Rows are independent: a pair's reward does not
 depend on which batch it lands in, beyond float rounding (another batch shape is another program).
+On several hosts every process scores the same pairs together (one global batch) and gets all rewards.
 """
 
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ import numpy as np
 from eva_jax.models import architectures
 from eva_jax.models import batching
 from eva_jax.models import tokenizer as tokenizer_lib
+from eva_jax.parallel import distributed
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
 from eva_jax.rewards import base
@@ -71,7 +73,8 @@ class ModelRewardSource:
     place = partition.batch_sharding(self.mesh)
     tokens = jax.device_put(np.pad(batch.tokens[:real], pad), place)
     mask = jax.device_put(np.pad(batch.input_mask[:real], pad), place)
-    return np.asarray(self._rewards(self.params, tokens, mask))[:real]
+    # to_host: on several hosts the rows live on every process's devices (np.asarray would fail).
+    return distributed.to_host(self._rewards(self.params, tokens, mask))[:real]
 
   def close(self) -> None:
     self.params = None  # frees the device memory once nothing else holds them

@@ -17,6 +17,11 @@ errors, timeouts, 429 and 5xx answers are retried up to `max_retries` times afte
 Other 4xx answers, non-JSON bodies, a missing `rewards` list, a wrong number of rewards or
 non-numbers fail at once. Every failure raises `RewardServerError` naming the URL, the pairs and
 the cause. The bearer token never appears in messages, logs, stats or `repr`.
+
+On several hosts (a multi-host JAX run) every process calls `score` with the same pairs; only
+process 0 sends the requests, and its rewards are broadcast to the others (bit for bit), so the
+server sees each batch once and every host trains on identical rewards. A failure on process 0
+raises there and, as `RewardServerError`, on every other process. `stats` count process 0's requests.
 """
 
 from collections.abc import Sequence
@@ -29,8 +34,10 @@ import threading
 import time
 
 import httpx
+import jax
 import numpy as np
 
+from eva_jax.parallel import distributed
 from eva_jax.rewards import base
 from eva_jax.rewards import credentials
 
@@ -121,6 +128,15 @@ class RemoteRewardSource:
 
   def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
     base.check_pairs(prompts, responses)
+    if jax.process_count() == 1:
+      return self._score_here(prompts, responses)
+    try:  # process 0 asks the server; everyone gets its answer
+      return distributed.run_on_main(lambda: self._score_here(prompts, responses), (len(prompts),))
+    except distributed.MainProcessError as e:
+      raise RewardServerError(credentials.scrub(str(e), self._secret)) from None
+
+  def _score_here(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+    """Posts the batches from this process."""
     start = time.perf_counter()
     out = np.zeros(len(prompts), np.float32)
     spans = [(b, min(b + self.batch_size, len(prompts))) for b in range(0, len(prompts), self.batch_size)]

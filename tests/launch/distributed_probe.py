@@ -1,8 +1,8 @@
 """One process of a small multi-process job (run by test_local_multihost.py through launch/local_multihost.py).
 
 It joins the distributed system from the EVA_* variables the launcher sets, shards a global array
-over every process's devices, computes on it, gathers the global result on each host and prints
-one JSON line of what it saw.
+over every process's devices, computes on it, gathers the global result on each host, draws a
+progress bar (explicitly enabled: only process 0 may show it) and prints one JSON line of what it saw.
 """
 
 import json
@@ -11,6 +11,7 @@ import jax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 import numpy as np
+import tqdm
 
 from eva_jax.parallel import distributed
 from eva_jax.parallel import mesh as mesh_lib
@@ -29,6 +30,9 @@ def main() -> None:
   x = jax.device_put(global_input(), rows)  # every process passes the same global value
   y = jax.jit(lambda a: a * 2 + a.sum(), out_shardings=rows)(x)
   value = distributed.to_host(y)
+  with tqdm.tqdm(total=3, desc="probe bar", disable=False) as bar:
+    bar_disabled = bar.disable  # read before close(), which sets it
+    bar.update(3)
   distributed.barrier("probe_done")
   report = {
     "joined": joined,
@@ -39,6 +43,7 @@ def main() -> None:
     "fully_addressable": y.is_fully_addressable,
     "main": distributed.is_main_process(),
     "value": value.tolist(),
+    "bar_disabled": bar_disabled,
   }
   print("PROBE " + json.dumps(report), flush=True)
 

@@ -4,11 +4,16 @@ The multi-process behaviour itself (joining, global arrays, gathering) is exerci
 processes in tests/launch/test_local_multihost.py.
 """
 
+import io
+import os
+
 import jax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 import numpy as np
 import pytest
+import tqdm
+import tqdm.auto
 
 from eva_jax.parallel import distributed
 from eva_jax.parallel import mesh as mesh_lib
@@ -87,3 +92,25 @@ def test_to_host_and_barrier_on_one_process():
   assert isinstance(tree["x"], np.ndarray)
   np.testing.assert_array_equal(tree["x"], np.arange(16.0).reshape(8, 2))
   assert tree["n"] == 3
+
+
+def test_run_on_main_with_one_process_is_a_plain_call():
+  out = distributed.run_on_main(lambda: [1.5, float("nan")], (2,))
+  assert out.dtype == np.float32 and out[0] == 1.5 and np.isnan(out[1])
+  with pytest.raises(KeyError, match="boom"):  # the original error, not a wrapper
+    distributed.run_on_main(lambda: {}["boom"], (1,))
+
+
+def test_quiet_progress_bars_disables_even_explicitly_enabled_bars(monkeypatch):
+  monkeypatch.setattr(tqdm.std.tqdm, "__init__", tqdm.std.tqdm.__init__)  # restored after the test
+  monkeypatch.setenv("TQDM_DISABLE", "")  # likewise
+  stream = io.StringIO()
+  with tqdm.tqdm(total=1, file=stream, disable=False) as bar:
+    assert not bar.disable
+  distributed.quiet_progress_bars()
+  distributed.quiet_progress_bars()  # idempotent
+  for bar_class in (tqdm.tqdm, tqdm.auto.tqdm):
+    with bar_class(range(3), desc="quiet", file=stream, disable=False) as bar:
+      assert bar.disable and list(bar) == [0, 1, 2]
+  assert "quiet" not in stream.getvalue()
+  assert os.environ["TQDM_DISABLE"] == "1"  # for child processes
