@@ -1,5 +1,6 @@
 """Shared benchmark yardsticks: a timing helper and this machine's matmul peak, measured in-process."""
 
+import json
 import time
 
 import jax
@@ -21,3 +22,48 @@ def matmul_peak_gflops(size: int = 2048, dtype=jnp.float32) -> float:
   matmul = jax.jit(lambda x: x @ x)
   seconds = timed(lambda: matmul(a).block_until_ready(), 3)
   return 2 * size**3 / seconds / 1e9
+
+
+# --- Whole-run benchmarks (round_profile, curriculum_ablation): the quickstart through the public API.
+
+# Test-sized quickstart: a short warm start that still gives graded, non-zero rewards (pairs need a
+# reward spread), a 16-prompt pool, 4 samples per prompt, one eval prompt per bucket.
+TINY_OVERRIDES = {
+  "loop.warmstart_steps": 80,
+  "loop.warmstart_batch_size": 16,
+  "loop.num_samples": 4,
+  "loop.sample_batch_size": 16,
+  "pool.num_seeds": 16,
+  "creator.num_evolutions": 2,
+  "solver.batch_size": 8,
+  "solver.epochs": 1,
+  "eval.per_bucket": 1,
+}
+
+
+def quickstart_config(overrides: dict):
+  """configs/quickstart.py with dotted-field `overrides` ({"loop.rounds": 1, ...})."""
+  from configs import quickstart
+  from eva_jax import config as config_lib
+
+  return config_lib.override(quickstart.get_config(), dict(overrides))
+
+
+def run_quickstart(config, workdir) -> dict:
+  """Runs (or resumes) the eva run of `config` in `workdir` as `python -m eva_jax.main` would; the summary."""
+  from absl import logging as absl_logging
+
+  from eva_jax import config as config_lib
+  from eva_jax.loop import runner
+
+  absl_logging.set_verbosity(absl_logging.ERROR)  # orbax and TFDS log every file they write
+  cfg = config_lib.parse(config, jax.device_count())
+  return runner.run(cfg, cfg.loop, workdir, config_lib.flatten(config))
+
+
+def last_json(text: str) -> dict:
+  """The JSON object on the last non-empty line of a benchmark's stdout (the benchmark contract)."""
+  lines = [line for line in text.splitlines() if line.strip()]
+  if not lines:
+    raise ValueError("no output")
+  return json.loads(lines[-1])

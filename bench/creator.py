@@ -127,8 +127,9 @@ def measure(num: int, workdir: pathlib.Path, tokenizer) -> dict:
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--quick", action="store_true", help="2k and 10k prompts instead of 10k and 100k")
+  parser.add_argument("--tiny", action="store_true", help="test size: 1k prompts")
   args = parser.parse_args()
-  sizes = (2_000, 10_000) if args.quick else (10_000, 100_000)
+  sizes = (1_000,) if args.tiny else (2_000, 10_000) if args.quick else (10_000, 100_000)
   logging.set_verbosity(logging.ERROR)  # TFDS warns about every fresh dataset folder
   tfds.disable_progress_bar()
   tokenizer = tokenizer_lib.load_tokenizer("embedded")

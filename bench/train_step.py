@@ -84,21 +84,23 @@ def _tok_s(step, state, batch, tokens: int, repeats: int) -> float:
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--quick", action="store_true", help="fewer timed steps, float32 only")
+  parser.add_argument("--tiny", action="store_true", help="test size: one timed step, float32, small only")
   args = parser.parse_args()
-  repeats = 2 if args.quick else 10
+  repeats = 1 if args.tiny else 2 if args.quick else 10
+  models = {"small": MODELS["small"]} if args.tiny else MODELS
   mesh = mesh_lib.make_mesh({"data": 1}, devices=jax.devices()[:1])
   rng = np.random.default_rng(0)
   pairs = _pair_batch(rng)
   tb = _token_batch(rng, PAIRS * K)
   rloo_batch = steps.sequence_batch(tb, rewards=rng.uniform(0, 1, PAIRS * K))
   figures = {}
-  dtypes = ("float32",) if args.quick else ("float32", "bfloat16")
+  dtypes = ("float32",) if args.quick or args.tiny else ("float32", "bfloat16")
   # The peak is re-measured around every model and the highest value kept: on a shared machine a
   # single low reading would inflate MFU; the highest one is this machine's capability.
   peaks = {d: common.matmul_peak_gflops(dtype=jnp.dtype(d)) for d in dtypes}
   rows = []
   for dtype in dtypes:
-    for name, config in MODELS.items():
+    for name, config in models.items():
       model = gm.nn.Transformer(config=config, dtype=jnp.dtype(dtype))
       num_params = sum(x.size for x in jax.tree.leaves(params_lib.abstract_params(model)))
       state, settings = _state_and_settings(model, mesh, with_ref=False)

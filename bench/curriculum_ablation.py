@@ -1,0 +1,326 @@
+"""The paper's claim in miniature: does an evolving, informativeness-guided curriculum beat the baselines?
+
+    .venv/bin/python -m bench.curriculum_ablation [--quick | --tiny] [--seeds N] [--arms a,b,...]
+        [--rounds R] [--per-bucket K] [--max-train-pairs P]
+
+Arms are config switches on configs/quickstart.py (everything else identical):
+
+  static   loop.prompts=static        the seed pool every round (creator off)
+  fresh    loop.prompts=fresh         as many new seed-distribution prompts as eva would evolve
+  uniform  creator.info_metric=uniform  evolving, prompts drawn uniformly
+  gap      creator.info_metric=gap    eva (max - min of the n rewards)
+  maxmean  creator.info_metric=maxmean
+  var      creator.info_metric=var
+
+Same compute budget per arm: every round trains on exactly min(P, available) best-vs-worst pairs
+(`loop.max_train_pairs = P`, the same for all arms); the table reports each arm's actual pairs and
+sampled tokens (sums of `round/train_pairs`, `round/sampled_tokens`) so an unequal budget is visible.
+
+Warm start once per seed: a run with `loop.rounds=0` (seed pool, SFT warm start, round-0 eval,
+checkpoint 0) is copied into each arm's workdir and resumed there with the arm's config (the
+warm start depends only on pinned fields - seed, model, loss, mode, task - which the arms share, so
+the runner's resume check accepts it; the arm starts from exactly the same params and pool).
+One subprocess per seed runs its warm start and all arms in sequence (bounded memory; the arm order
+rotates with the seed so no arm always pays the process's first compilations).
+Arms later in a worker reuse some of its compiled programs (the sampler's), so compare arms' costs by
+training pairs and sampled tokens; wall seconds per arm are indicative only.
+
+Reported per arm, over seeds: final-round held-out reward (eval/reward) and exact match, overall and
+per difficulty bucket (eval/exact_match/<bucket>, eval/task_reward/<bucket>), win rate vs round 0,
+as mean and 95% Student-t interval half-width (t_{0.975, n-1} * sd / sqrt(n); null with one seed);
+training pairs, sampled tokens, wall time; paired per-seed differences gap - static and
+gap - uniform (same seed = same warm start) with their t-intervals. Last line: JSON.
+
+Sizes (warm start never shrinks: it sets the solver's competence, which the arms are compared at):
+  full   6 arms x 3 seeds, 3 rounds, pool 256 seeds, 100 eval prompts per bucket (700), final eval
+         only, 128 pairs per round: about an hour on a 2-core CPU
+  quick  static, uniform, gap x 3 seeds, 1 round, pool 64 seeds, 20 eval prompts per bucket,
+         64 pairs per round: about 10 minutes
+  tiny   static, gap x 1 seed, the test size of bench.common.TINY_OVERRIDES, 1 round
+"""
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from scipy import stats as scipy_stats  # noqa: E402
+
+ARMS = {
+  "static": {"loop.prompts": "static"},
+  "fresh": {"loop.prompts": "fresh"},
+  "uniform": {"creator.info_metric": "uniform"},
+  "gap": {"creator.info_metric": "gap"},
+  "maxmean": {"creator.info_metric": "maxmean"},
+  "var": {"creator.info_metric": "var"},
+}
+
+SIZES = {
+  "full": {
+    "arms": tuple(ARMS),
+    "seeds": 3,
+    "rounds": 3,
+    "per_bucket": 100,
+    "max_train_pairs": 128,
+    "overrides": {},
+  },
+  "quick": {
+    "arms": ("static", "uniform", "gap"),
+    "seeds": 3,
+    "rounds": 1,
+    "per_bucket": 20,
+    "max_train_pairs": 64,
+    "overrides": {"pool.num_seeds": 64},
+  },
+  "tiny": {
+    "arms": ("static", "gap"),
+    "seeds": 1,
+    "rounds": 1,
+    "per_bucket": 1,
+    "max_train_pairs": 8,
+    "overrides": {},  # bench.common.TINY_OVERRIDES (applied by the worker)
+  },
+}
+
+PAIRED = (("gap", "static"), ("gap", "uniform"))
+
+
+def t_interval(values) -> tuple[float, float | None]:
+  """(mean, 95% Student-t half-width); the half-width is None for fewer than two values."""
+  values = np.asarray(values, np.float64)
+  mean = float(values.mean())
+  if values.size < 2:
+    return mean, None
+  sd = float(values.std(ddof=1))
+  return mean, float(scipy_stats.t.ppf(0.975, values.size - 1) * sd / math.sqrt(values.size))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Worker: one seed, its warm start and every arm, in one process.
+
+
+def _arm_config(base_overrides: dict, arm: str, seed: int, rounds: int):
+  from bench import common
+
+  return common.quickstart_config(
+    {**base_overrides, "seed": seed, "loop.rounds": rounds, "eval.every_rounds": max(rounds, 1), **ARMS[arm]}
+  )
+
+
+def _final_pool(stats: dict) -> int:
+  return int(stats.get("creator/pool_size", stats.get("round/pool_size", 0)))
+
+
+def worker(args) -> None:
+  from bench import common
+
+  base_overrides = json.loads(args.overrides)
+  root = pathlib.Path(args.dir)
+  result = {"seed": args.seed, "arms": {}}
+  base = root / "warmstart"
+  start = time.perf_counter()
+  summary = common.run_quickstart(_arm_config(base_overrides, "gap", args.seed, 0), base)
+  result["warmstart_s"] = time.perf_counter() - start
+  result["round0_eval"] = summary["rounds"][0]["eval"]
+  arms = args.arms.split(",")
+  shift = args.seed % len(arms)
+  for arm in arms[shift:] + arms[:shift]:
+    workdir = root / arm
+    shutil.copytree(base, workdir)
+    print(f"seed {args.seed}: arm {arm}", flush=True)
+    start = time.perf_counter()
+    summary = common.run_quickstart(_arm_config(base_overrides, arm, args.seed, args.rounds), workdir)
+    wall = time.perf_counter() - start
+    rounds = [r for r in summary["rounds"] if r["round"] != 0]
+    result["arms"][arm] = {
+      "eval": rounds[-1]["eval"] if rounds else summary["rounds"][0]["eval"],
+      "rounds": len(rounds),
+      "train_pairs": sum(int(r["stats"].get("round/train_pairs", 0)) for r in rounds),
+      "sampled_tokens": sum(float(r["stats"].get("round/sampled_tokens", 0)) for r in rounds),
+      "round_s": sum(float(r["stats"]["round/seconds"]) for r in rounds),
+      "wall_s": wall,
+      # The pool the last round left (evolve/fresh write a new generation; static keeps its own).
+      "final_pool": _final_pool(rounds[-1]["stats"]) if rounds else 0,
+    }
+    shutil.rmtree(workdir)  # pools and checkpoints: only the summary figures are kept
+  pathlib.Path(args.result).write_text(json.dumps(result, default=float))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Driver: one worker subprocess per seed, then the statistics.
+
+
+def _buckets(evaluation: dict) -> list[str]:
+  return [k.rsplit("/", 1)[1] for k in evaluation if k.startswith("eval/exact_match/")]
+
+
+def aggregate(per_seed: list[dict], arms: list[str]) -> dict:
+  """Means and t-intervals per arm and the paired differences, from the workers' results."""
+  figures: dict = {"seeds": len(per_seed)}
+  buckets = _buckets(per_seed[0]["arms"][arms[0]]["eval"])
+
+  def series(arm, key):
+    return [s["arms"][arm]["eval"].get(key, float("nan")) for s in per_seed]
+
+  for arm in arms:
+    for name, key in (
+      ("reward", "eval/reward"),
+      ("exact", "eval/exact_match"),
+      ("win_rate", "eval/win_rate"),
+    ):
+      mean, ci = t_interval(series(arm, key))
+      figures[f"{arm}_{name}_mean"], figures[f"{arm}_{name}_ci95"] = mean, ci
+    for b in buckets:
+      for name, key in (("exact", "eval/exact_match/"), ("reward", "eval/task_reward/")):
+        mean, ci = t_interval(series(arm, key + b))
+        figures[f"{arm}_{name}_{b}_mean"], figures[f"{arm}_{name}_{b}_ci95"] = mean, ci
+    for key in ("train_pairs", "sampled_tokens", "wall_s", "round_s", "rounds", "final_pool"):
+      figures[f"{arm}_{key}"] = float(np.mean([s["arms"][arm][key] for s in per_seed]))
+  for name, key in (("reward", "eval/reward"), ("exact", "eval/exact_match")):
+    mean, ci = t_interval([s["round0_eval"][key] for s in per_seed])
+    figures[f"round0_{name}_mean"], figures[f"round0_{name}_ci95"] = mean, ci
+  figures["warmstart_s"] = float(np.mean([s["warmstart_s"] for s in per_seed]))
+  for a, b in PAIRED:
+    if a in arms and b in arms:
+      for name, key in (("reward", "eval/reward"), ("exact", "eval/exact_match")):
+        diffs = np.asarray(series(a, key)) - np.asarray(series(b, key))
+        mean, ci = t_interval(diffs)
+        figures[f"{a}_minus_{b}_{name}_mean"], figures[f"{a}_minus_{b}_{name}_ci95"] = mean, ci
+        figures[f"{a}_minus_{b}_{name}_wins"] = int((diffs > 0).sum())
+  return figures
+
+
+def _pm(mean, ci, scale=1.0, digits=3) -> str:
+  if ci is None:
+    return f"{scale * mean:.{digits}f}"
+  return f"{scale * mean:.{digits}f} ± {scale * ci:.{digits}f}"
+
+
+def print_tables(figures: dict, per_seed: list[dict], arms: list[str]) -> None:
+  buckets = _buckets(per_seed[0]["arms"][arms[0]]["eval"])
+  n = figures["seeds"]
+  print(f"\nheld-out, final round, mean ± 95% t-interval half-width over {n} seed(s) (t, {n - 1} df)")
+  print(
+    f"{'arm':>8} {'reward':>15} {'exact %':>13} {'win vs r0 %':>13} {'pairs':>7} {'tokens':>9} "
+    f"{'rounds':>6} {'wall s':>7}"
+  )
+  print(
+    f"{'round 0':>8} {_pm(figures['round0_reward_mean'], figures['round0_reward_ci95']):>15} "
+    f"{_pm(figures['round0_exact_mean'], figures['round0_exact_ci95'], 100, 1):>13}"
+  )
+  for arm in arms:
+    print(
+      f"{arm:>8} {_pm(figures[f'{arm}_reward_mean'], figures[f'{arm}_reward_ci95']):>15} "
+      f"{_pm(figures[f'{arm}_exact_mean'], figures[f'{arm}_exact_ci95'], 100, 1):>13} "
+      f"{_pm(figures[f'{arm}_win_rate_mean'], figures[f'{arm}_win_rate_ci95'], 100, 1):>13} "
+      f"{figures[f'{arm}_train_pairs']:>7.0f} {figures[f'{arm}_sampled_tokens']:>9.0f} "
+      f"{figures[f'{arm}_rounds']:>6.0f} {figures[f'{arm}_wall_s']:>7.1f}"
+    )
+  print("\nexact match % by difficulty bucket (mean over seeds)")
+  print(f"{'arm':>8} " + " ".join(f"{b:>7}" for b in buckets))
+  for arm in arms:
+    print(f"{arm:>8} " + " ".join(f"{100 * figures[f'{arm}_exact_{b}_mean']:>7.1f}" for b in buckets))
+  print("\ntask reward by difficulty bucket (mean over seeds)")
+  print(f"{'arm':>8} " + " ".join(f"{b:>7}" for b in buckets))
+  for arm in arms:
+    print(f"{arm:>8} " + " ".join(f"{figures[f'{arm}_reward_{b}_mean']:>7.3f}" for b in buckets))
+  for a, b in PAIRED:
+    if f"{a}_minus_{b}_reward_mean" in figures:
+      print(
+        f"paired {a} - {b} (per seed): reward {_pm(figures[f'{a}_minus_{b}_reward_mean'], figures[f'{a}_minus_{b}_reward_ci95'], digits=4)}, "
+        f"exact {_pm(figures[f'{a}_minus_{b}_exact_mean'], figures[f'{a}_minus_{b}_exact_ci95'], 100, 2)} points; "
+        f"{a} ahead on reward in {figures[f'{a}_minus_{b}_reward_wins']}/{n} seeds"
+      )
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  size = parser.add_mutually_exclusive_group()
+  size.add_argument("--quick", action="store_true", help="static/uniform/gap x 3 seeds, 1 round, small pool")
+  size.add_argument("--tiny", action="store_true", help="test size: static/gap x 1 seed")
+  parser.add_argument("--seeds", type=int, default=0, help="seeds 0..N-1 (default: by size)")
+  parser.add_argument("--arms", default="", help=f"comma-separated subset of {','.join(ARMS)}")
+  parser.add_argument("--rounds", type=int, default=0, help="eva rounds per arm (default: by size)")
+  parser.add_argument(
+    "--per-bucket", type=int, default=0, help="held-out prompts per bucket (default: by size)"
+  )
+  parser.add_argument("--max-train-pairs", type=int, default=-1, help="pairs per round, all arms (0 = all)")
+  parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+  parser.add_argument("--dir", default="", help=argparse.SUPPRESS)
+  parser.add_argument("--result", default="", help=argparse.SUPPRESS)
+  parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.worker:
+    return worker(args)
+
+  size_name = "tiny" if args.tiny else "quick" if args.quick else "full"
+  size = SIZES[size_name]
+  arms = args.arms.split(",") if args.arms else list(size["arms"])
+  unknown = [a for a in arms if a not in ARMS]
+  if unknown:
+    parser.error(f"unknown arms {unknown}; known: {list(ARMS)}")
+  seeds = args.seeds or size["seeds"]
+  rounds = args.rounds or size["rounds"]
+  per_bucket = args.per_bucket or size["per_bucket"]
+  max_pairs = size["max_train_pairs"] if args.max_train_pairs < 0 else args.max_train_pairs
+  overrides = dict(size["overrides"])
+  if size_name == "tiny":
+    from bench import common  # here: the driver of the other sizes never imports jax
+
+    overrides = dict(common.TINY_OVERRIDES)
+  overrides |= {"eval.per_bucket": per_bucket, "loop.max_train_pairs": max_pairs}
+  print(
+    f"curriculum ablation ({size_name}): arms {','.join(arms)}; {seeds} seed(s); {rounds} round(s); "
+    f"{per_bucket} eval prompts per bucket; max {max_pairs} training pairs per round; overrides {overrides}",
+    flush=True,
+  )
+
+  per_seed = []
+  start = time.perf_counter()
+  with tempfile.TemporaryDirectory(prefix="eva_ablation_") as tmp:
+    for seed in range(seeds):
+      result = pathlib.Path(tmp) / f"seed{seed}.json"
+      seed_start = time.perf_counter()
+      cmd = [
+        sys.executable,
+        "-m",
+        "bench.curriculum_ablation",
+        "--worker",
+        f"--seed={seed}",
+        f"--dir={tmp}/seed{seed}",
+        f"--result={result}",
+        f"--arms={','.join(arms)}",
+        f"--rounds={rounds}",
+        f"--overrides={json.dumps(overrides)}",
+      ]
+      # The workers' own output (run lines, progress bars) goes to stderr: stdout stays the table.
+      subprocess.run(cmd, check=True, stdout=sys.stderr)
+      per_seed.append(json.loads(result.read_text()))
+      print(
+        f"seed {seed}: warm start {per_seed[-1]['warmstart_s']:.0f}s, arms "
+        + ", ".join(f"{a} {v['eval']['eval/reward']:.3f}" for a, v in per_seed[-1]["arms"].items())
+        + f" (held-out reward); {time.perf_counter() - seed_start:.0f}s",
+        flush=True,
+      )
+  figures = aggregate(per_seed, arms)
+  figures["wall_s"] = time.perf_counter() - start
+  figures["rounds_per_arm"] = rounds
+  figures["max_train_pairs"] = max_pairs
+  figures["eval_per_bucket"] = per_bucket
+  print_tables(figures, per_seed, arms)
+  print(f"total {figures['wall_s']:.0f}s")
+  print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+  main()
