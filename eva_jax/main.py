@@ -13,6 +13,7 @@ from ml_collections import config_flags
 
 from eva_jax import config as config_lib
 from eva_jax import model_check
+from eva_jax.loop import preemption
 from eva_jax.loop import runner
 from eva_jax.parallel import distributed
 from eva_jax.parallel import memory_plan
@@ -82,6 +83,10 @@ def main(argv):
       runner.run(cfg, cfg.loop, _WORKDIR.value, config_lib.flatten(_CONFIG.value), force=_FORCE.value)
     except ValueError as e:
       sys.exit(f"eva_jax: {e}")
+    except preemption.Preempted as e:
+      if distributed.is_main_process():
+        print(f"eva_jax: stopped on SIGTERM {e}; rerun the same command to resume", file=sys.stderr)
+      sys.exit(preemption.EXIT_CODE)
 
 
 if __name__ == "__main__":

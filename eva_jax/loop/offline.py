@@ -28,6 +28,7 @@ from eva_jax.creator import records as records_lib
 from eva_jax.creator import selection
 from eva_jax.loop import metrics as metrics_lib
 from eva_jax.loop import pairs as pairs_lib
+from eva_jax.loop import preemption
 from eva_jax.loop import responses as responses_lib
 from eva_jax.loop import training
 from eva_jax.sampling import sampler
@@ -47,6 +48,7 @@ class RoundContext:
   evolver: object
   pool: pool_lib.Pool
   on_metrics: object  # (step, dict) -> None for training-step metrics
+  stop: preemption.Preemption = dataclasses.field(default_factory=preemption.Preemption)  # SIGTERM flag
 
 
 def sampling_config(loop) -> sampler.SamplingConfig:
@@ -167,6 +169,8 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
   with times("pool_io"):
     records = ctx.pool.read_generation(generation)
   old = _score(ctx, params, records, jax.random.fold_in(key, 0), times)
+  where = f"round {round_index} (redone on resume)"
+  ctx.stop.check(where)
   stats = {
     "round/pool_size": len(records),
     "round/reward_mean": float(np.nanmean(old.rewards)),
@@ -189,7 +193,9 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
     children, creator_stats = make_pool(ctx, records, old, next_generation, creator_rng, times)
     stats |= creator_stats
     if children:
+      ctx.stop.check(where)
       new = _score(ctx, params, children, jax.random.fold_in(key, 1), times)
+      ctx.stop.check(where)
       new_pairs = pairs_lib.best_vs_worst(new.rewards, ctx.loop.min_gap)
       new_idx, old_idx = pairs_lib.mix(len(new_pairs), len(old_pairs), ctx.loop.old_fraction, mix_rng)
       n_p, n_c, n_r = _pair_ids(new, new_pairs.take(new_idx))

@@ -8,6 +8,8 @@ extra draws). A group with a dropped (non-finite) reward is masked out of the st
 per-prompt rewards update that prompt's statistics and informativeness for free.
 """
 
+import dataclasses
+import math
 import time
 
 from absl import logging
@@ -95,12 +97,35 @@ def abstract_state(state_shardings, optimizer, params):
   )
 
 
-def run_online(ctx, params, *, start_step: int, generation: int, restore=None, on_step=None):
+def pool_stats(records) -> list[list[float | None]]:
+  """The reward statistics of `records` (STAT_FIELDS per record, None for NaN) for a checkpoint's metadata."""
+  return [
+    [None if math.isnan(v) else v for v in (getattr(r, f) for f in records_lib.STAT_FIELDS)] for r in records
+  ]
+
+
+def with_pool_stats(records, stats) -> list:
+  """`records` with the statistics `pool_stats` saved; the step-by-step scores a resumed run continues from."""
+  if len(stats) != len(records):
+    raise ValueError(
+      f"checkpointed pool statistics cover {len(stats)} prompts, the pool generation {len(records)}"
+    )
+  fields = records_lib.STAT_FIELDS
+  return [
+    dataclasses.replace(r, **{f: math.nan if v is None else v for f, v in zip(fields, row)})
+    for r, row in zip(records, stats)
+  ]
+
+
+def run_online(
+  ctx, params, *, start_step: int, generation: int, restore=None, on_step=None, stats_restored=None
+):
   """RLOO steps `start_step .. loop.steps - 1`; returns (params, generation, last step stats).
 
   `restore(abstract_state) -> TrainState` resumes a checkpointed state (params, optimizer moments,
-  step and the reference); without it the state starts fresh from `params`, which are also the
-  reference. `on_step(step, state, generation, stats)` is called after every step.
+  step and the reference) and `stats_restored` the pool's per-prompt scores at that step (`pool_stats`);
+  without them the state starts fresh from `params`, which are also the reference.
+  `on_step(step, state, generation, stats, records)` is called after every step.
   """
   cfg, loop = ctx.cfg, ctx.loop
   k, rows = cfg.solver.rloo.k, cfg.solver.batch_size
@@ -123,6 +148,8 @@ def run_online(ctx, params, *, start_step: int, generation: int, restore=None, o
   )
   rloo_step = steps.make_rloo_step(settings, cfg.solver.rloo)
   records = ctx.pool.read_generation(generation)
+  if stats_restored is not None:
+    records = with_pool_stats(records, stats_restored)
   stats = {}
   for step in range(start_step, loop.steps):
     start = time.perf_counter()
@@ -189,5 +216,5 @@ def run_online(ctx, params, *, start_step: int, generation: int, restore=None, o
       stats |= gen.stats
       logging.info("online step %d: pool generation %d with %d prompts", step, generation, len(records))
     if on_step is not None:
-      on_step(step, state, generation, stats)
+      on_step(step, state, generation, stats, records)
   return state.params, generation, stats

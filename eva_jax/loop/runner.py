@@ -4,7 +4,8 @@
 workdir that already holds a run resumes it from its last checkpoint (the end of a round offline;
 every `checkpoint_every_steps` online), refusing a config that differs in a pinned field
 (run_state.PINNED_FIELDS). The params after the warm start are kept in `<workdir>/round0` as the
-evaluation's win-rate reference.
+evaluation's win-rate reference. SIGTERM stops the run at the next safe point (preemption.py): online
+after saving the train state of the current step, offline before the interrupted round is redone.
 """
 
 import json
@@ -25,12 +26,15 @@ from eva_jax.evaluation import job
 from eva_jax.loop import metrics as metrics_lib
 from eva_jax.loop import offline
 from eva_jax.loop import online
+from eva_jax.loop import preemption as preemption_lib
 from eva_jax.loop import run_state
 from eva_jax.loop import training
 from eva_jax.models import params as params_lib
 from eva_jax.models import setup
 from eva_jax.parallel import distributed
 from eva_jax.rewards import factory as reward_factory
+
+ROUND_STEPS = 1_000_000  # TensorBoard step offset per round: distinct, increasing training steps
 
 
 def _report(*args) -> None:
@@ -41,10 +45,12 @@ def _report(*args) -> None:
 
 def _write_summary(path: epath.Path, summary: dict) -> None:
   if distributed.is_main_process():
-    path.write_text(json.dumps(summary, indent=1, default=float))
+    tmp = path.parent / f".{path.name}.tmp"  # written whole, then renamed: a kill never tears it
+    tmp.write_text(json.dumps(summary, indent=1, default=float))
+    tmp.replace(path)
 
 
-def _warm_start(cfg, loop, solver: setup.SolverModel, writer):
+def _warm_start(cfg, loop, solver: setup.SolverModel, writer, stop: preemption_lib.Preemption):
   task = tasks.get_task(cfg.creator.task)
   prompts = task.seed_prompts(max(4096, loop.warmstart_batch_size), cfg.seed + 1)
   answers = [task.reference(p) for p in prompts]
@@ -62,7 +68,8 @@ def _warm_start(cfg, loop, solver: setup.SolverModel, writer):
     seed=cfg.seed,
     chunk_size=cfg.model.logprob_chunk,
     on_metrics=lambda i, m: (
-      writer.scalars(i, {f"warmstart/{k}": v for k, v in m.items()}) if i % 20 == 0 else None
+      writer.scalars(i, {f"warmstart/{k}": v for k, v in m.items()}) if i % 20 == 0 else None,
+      stop.check("during the warm start (it is redone on resume)"),
     ),
   )
 
@@ -111,8 +118,24 @@ def _line(label: str, stats: dict, evaluation: dict) -> str:
   )
 
 
-def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = False) -> dict:
-  """Runs (or resumes) the eva run in `workdir`; returns the summary (also in `<workdir>/summary.json`)."""
+def run(
+  cfg,
+  loop,
+  workdir: epath.PathLike,
+  flat_config: dict,
+  *,
+  force: bool = False,
+  stop: preemption_lib.Preemption | None = None,
+) -> dict:
+  """Runs (or resumes) the eva run in `workdir`; returns the summary (also in `<workdir>/summary.json`).
+
+  Raises `preemption.Preempted` when `stop` (default: a new one handling SIGTERM) was requested; what
+  was finished is saved and a rerun resumes from it.
+  """
+  if stop is None:
+    stop = preemption_lib.Preemption()
+    with stop.installed():
+      return run(cfg, loop, workdir, flat_config, force=force, stop=stop)
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
@@ -122,10 +145,23 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
   checkpoints = run_state.RunCheckpoints(workdir, loop.checkpoint_keep)
   pool = pool_lib.Pool(cfg.pool.dir or workdir / "pool")
   reward_source = reward_factory.make_reward_source(cfg.reward, mesh=solver.mesh, rules=cfg.mesh.rules)
+  parts = (solver, writer, checkpoints, pool, reward_source)
+  try:
+    summary = _run(cfg, loop, workdir, flat_config, force, stop, *parts)
+    summary["seconds"] = time.perf_counter() - start
+    _write_summary(workdir / "summary.json", summary)
+    logging.info("run finished in %.0fs", summary["seconds"])
+    return summary
+  finally:
+    writer.close()
+    checkpoints.close()
+    reward_source.close()
+
+
+def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoints, pool, reward_source):
   summary_path = workdir / "summary.json"
   latest = checkpoints.latest()
   last = loop.steps if loop.mode == "online" else loop.rounds
-
   if latest is None:
     if pool.latest() is None:
       seeds = generation_lib.initial_generation(
@@ -134,7 +170,7 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
       pool.write_generation(0, seeds.records)
     params = solver.params
     if loop.warmstart_steps:
-      params, sft_metrics = _warm_start(cfg, loop, solver, writer)
+      params, sft_metrics = _warm_start(cfg, loop, solver, writer, stop)
       _report(f"warm start: {loop.warmstart_steps} SFT steps, final NLL {sft_metrics['nll']:.3f}")
     params_lib.save_params(workdir / "round0", params)
     evaluator = _Evaluator(cfg, solver, reward_source, params, workdir)
@@ -174,26 +210,25 @@ def run(cfg, loop, workdir: epath.PathLike, flat_config: dict, *, force: bool = 
     reward_source=reward_source,
     evolver=evolver,
     pool=pool,
-    on_metrics=lambda i, m: writer.scalars(step_offset[0] + i, {f"train/{k}": v for k, v in m.items()}),
+    on_metrics=lambda i, m: (
+      writer.scalars(step_offset[0] + i, {f"train/{k}": v for k, v in m.items()}),
+      stop.check(f"round {step_offset[0] // ROUND_STEPS} (redone on resume)"),
+    ),
+    stop=stop,
   )
   if loop.mode == "online":
     params = _online(ctx, params, meta, latest, checkpoints, writer, summary, evaluator)
   else:
-    params = _offline(ctx, params, meta, checkpoints, writer, summary, evaluator, step_offset)
-  summary["seconds"] = time.perf_counter() - start
-  _write_summary(summary_path, summary)
-  writer.close()
-  checkpoints.close()
-  reward_source.close()
-  logging.info("run finished in %.0fs", summary["seconds"])
+    params = _offline(ctx, params, meta, checkpoints, writer, (summary, summary_path), evaluator, step_offset)
   return summary
 
 
-def _offline(ctx, params, meta, checkpoints, writer, summary, evaluator, step_offset):
+def _offline(ctx, params, meta, checkpoints, writer, summary_and_path, evaluator, step_offset):
   loop, pool = ctx.loop, ctx.pool
+  summary, summary_path = summary_and_path
   generation = meta["generation"]
   for round_index in range(meta["round"] + 1, loop.rounds + 1):
-    step_offset[0] = round_index * 1_000_000  # distinct, increasing TensorBoard steps per round
+    step_offset[0] = round_index * ROUND_STEPS
     params, generation, stats = offline.run_round(ctx, params, round_index, generation)
     times = metrics_lib.PhaseTimes()
     with times("eval"):
@@ -208,7 +243,10 @@ def _offline(ctx, params, meta, checkpoints, writer, summary, evaluator, step_of
     summary["rounds"].append(
       {"round": round_index, "generation": generation, "stats": stats, "eval": evaluation}
     )
+    _write_summary(summary_path, summary)  # a stopped or killed run keeps its finished rounds
     _report(_line(f"round {round_index} (pool generation {generation})", stats, evaluation))
+    if round_index < loop.rounds:
+      ctx.stop.check(f"after round {round_index} (saved)")
   return params
 
 
@@ -220,16 +258,26 @@ def _online(ctx, params, meta, latest, checkpoints, writer, summary, evaluator):
       abstract, checkpoints.restore(latest, flax.serialization.to_state_dict(abstract))[0]
     )
 
-  def on_step(step, state, generation, stats):
+  def on_step(step, state, generation, stats, records):
     writer.scalars(step, stats)
-    if (step + 1) % loop.checkpoint_every_steps == 0 or step + 1 == loop.steps:
+    due = (step + 1) % loop.checkpoint_every_steps == 0 or step + 1 == loop.steps
+    stopping = step + 1 < loop.steps and ctx.stop.requested()
+    if due or stopping:
       checkpoints.save(
         step + 1,
         flax.serialization.to_state_dict(state),
-        {"round": 0, "step": step + 1, "generation": generation, "config": meta["config"]},
+        {
+          "round": 0,
+          "step": step + 1,
+          "generation": generation,
+          "config": meta["config"],
+          "pool_stats": online.pool_stats(records),
+        },
       )
     if (step + 1) % 10 == 0:
       _report(_line(f"online step {step + 1}/{loop.steps}", stats, {}))
+    if stopping:
+      raise preemption_lib.Preempted(f"after online step {step + 1} (saved)")
 
   params, generation, stats = online.run_online(
     ctx,
@@ -238,6 +286,7 @@ def _online(ctx, params, meta, latest, checkpoints, writer, summary, evaluator):
     generation=meta["generation"],
     restore=restore,
     on_step=on_step,
+    stats_restored=meta.get("pool_stats"),
   )
   evaluation = evaluator(params, loop.steps, loop.steps)
   writer.scalars(loop.steps, evaluation)

@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL mid-round resumes to the same pool generations and params as a clean run."""
+"""A run killed with SIGKILL mid-round, or stopped by SIGTERM, resumes to the same pool generations and
+params as a clean run."""
 
 import os
 import signal
@@ -8,10 +9,12 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from configs import quickstart
 from eva_jax import config as config_lib
 from eva_jax.creator import pool as pool_lib
+from eva_jax.loop import preemption
 from eva_jax.loop import run_state
 from eva_jax.loop import runner
 
@@ -48,29 +51,54 @@ def _final(workdir):
   return step, jax.device_get(params), texts
 
 
-def test_kill_mid_round_then_resume_equals_a_clean_run(tmp_path):
-  clean, killed = tmp_path / "clean", tmp_path / "killed"
-  _run_here(clean)
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("clean")
+  _run_here(workdir)
+  return _final(workdir)
+
+
+def _interrupt_in_round_2(workdir, sig):
+  """Starts the run in a subprocess and sends `sig` inside round 2; returns (exit status, stderr)."""
   args = [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
   process = subprocess.Popen(
-    [sys.executable, "-m", "eva_jax.main", "--config=configs/quickstart.py", f"--workdir={killed}", *args],
+    [sys.executable, "-m", "eva_jax.main", "--config=configs/quickstart.py", f"--workdir={workdir}", *args],
     env=os.environ | {"JAX_PLATFORMS": "cpu"},
     stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
   )
-  # Kill it inside round 2, after its creator committed pool generation 2 (the hardest point: the
-  # resumed round must read that generation back instead of writing it again).
-  marker = killed / "pool" / "gen_000002.json"
+  # Inside round 2, after its creator committed pool generation 2 (the hardest point: the resumed
+  # round must read that generation back instead of writing it again).
+  marker = workdir / "pool" / "gen_000002.json"
   deadline = time.time() + 600
   while not marker.exists() and process.poll() is None and time.time() < deadline:
     time.sleep(0.05)
   assert marker.exists(), "the run never reached round 2"
-  process.send_signal(signal.SIGKILL)
-  process.wait()
-  assert run_state.RunCheckpoints(killed, 2).latest() == 1
-  _run_here(killed)
-  step_a, params_a, texts_a = _final(clean)
-  step_b, params_b, texts_b = _final(killed)
+  process.send_signal(sig)
+  _, err = process.communicate(timeout=300)
+  return process.returncode, err
+
+
+def _assert_resumes_to(workdir, clean_run):
+  assert run_state.RunCheckpoints(workdir, 2).latest() == 1
+  _run_here(workdir)
+  step_a, params_a, texts_a = clean_run
+  step_b, params_b, texts_b = _final(workdir)
   assert step_a == step_b == 2
   assert texts_a == texts_b and sorted(texts_a) == [0, 1, 2]
   jax.tree.map(np.testing.assert_array_equal, params_a, params_b)
+
+
+def test_kill_mid_round_then_resume_equals_a_clean_run(tmp_path, clean_run):
+  code, _ = _interrupt_in_round_2(tmp_path, signal.SIGKILL)
+  assert code == -signal.SIGKILL
+  _assert_resumes_to(tmp_path, clean_run)
+
+
+def test_sigterm_stops_cleanly_and_the_round_is_redone(tmp_path, clean_run):
+  code, err = _interrupt_in_round_2(tmp_path, signal.SIGTERM)
+  assert code == preemption.EXIT_CODE, err[-3000:]
+  assert "stopped on SIGTERM" in err and "round 2 (redone on resume)" in err
+  assert "Traceback" not in err
+  _assert_resumes_to(tmp_path, clean_run)
