@@ -34,6 +34,7 @@ def paper_settings(config):
   config.loop.sample_batch_size = 256  # Prompts per sampler call (per host batch).
   config.loop.warmstart_steps = 0  # No SFT: gemma-2-9b-it is already instruction-tuned.
   config.loop.old_fraction = 0.2  # 20% old / 80% new pairs.
+  config.loop.min_chosen_reward = float("-inf")  # Paper: any best response is chosen.
   config.loop.prompts = "evolve"  # eva.
   config.pool.seed_source = "jsonl"  # Required: seed prompts (e.g. UltraFeedback prompts), one per line.
   config.pool.seed_path = ""  # Required: the JSONL file.

@@ -36,6 +36,8 @@ def _with(**overrides):
     ({"mesh__shape": {"data": "2"}}, "config.mesh.shape.data: expected int"),
     ({"mesh__rules": (("vocab", "model"),)}, "config.mesh.rules: .*mesh axis 'model'"),
     ({"check__num_problems": 0}, "config.check.num_problems: 0 must be in"),
+    ({"loop__min_chosen_reward": float("nan")}, "config.loop.min_chosen_reward: expected a number or -inf"),
+    ({"loop__max_train_pairs": -1}, "config.loop.max_train_pairs: -1 must be >= 0"),
     ({"model__name": "gemma2_9b"}, "config.model.tokenizer: model 'gemma2_9b' needs the path"),
     (
       {"model__name": "gemma2_9b", "model__tokenizer": "/t.model"},

@@ -1,6 +1,7 @@
 """The `config.loop` section: offline rounds or online steps, sampling, pairs, warm start, checkpoints."""
 
 import dataclasses
+import math
 
 import ml_collections
 
@@ -24,6 +25,7 @@ class LoopConfig:
   max_cache_length: int  # KV-cache length (prompt + response tokens)
   old_fraction: float  # share of training pairs drawn from the round's old prompts
   min_gap: float  # a pair needs best - worst reward > min_gap
+  min_chosen_reward: float  # a pair needs its chosen (best) response to score at least this
   max_train_pairs: (
     int  # pairs a round trains on at most, drawn at random (0 = all); equalises ablation budgets
   )
@@ -35,6 +37,13 @@ class LoopConfig:
   creator_every_steps: int  # online: the creator evolves the pool every this many steps
   checkpoint_every_steps: int  # online: checkpoint interval (steps)
   checkpoint_keep: int  # run checkpoints kept
+
+
+def _min_chosen(config) -> float:
+  value = fields.get(config, "loop.min_chosen_reward", (int, float))
+  if isinstance(value, bool) or math.isnan(value) or value == math.inf:
+    raise fields.ConfigError(f"config.loop.min_chosen_reward: expected a number or -inf (off), got {value!r}")
+  return float(value)
 
 
 def parse(config: ml_collections.ConfigDict) -> LoopConfig:
@@ -53,6 +62,7 @@ def parse(config: ml_collections.ConfigDict) -> LoopConfig:
     max_cache_length=integer(config, "loop.max_cache_length", low=2),
     old_fraction=number(config, "loop.old_fraction", low=0.0, high=0.99),
     min_gap=number(config, "loop.min_gap", low=0.0),
+    min_chosen_reward=_min_chosen(config),
     max_train_pairs=integer(config, "loop.max_train_pairs", low=0),
     warmstart_steps=integer(config, "loop.warmstart_steps", low=0),
     warmstart_batch_size=integer(config, "loop.warmstart_batch_size", low=1),

@@ -179,7 +179,7 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
     "round/zero_variance_prompts": float(np.mean(np.nanmax(old.rewards, 1) == np.nanmin(old.rewards, 1))),
     "round/dropped_responses": old.num_dropped,
   }
-  old_pairs = pairs_lib.best_vs_worst(old.rewards, ctx.loop.min_gap)
+  old_pairs = pairs_lib.best_vs_worst(old.rewards, ctx.loop.min_gap, ctx.loop.min_chosen_reward)
   prompt_ids, chosen_ids, rejected_ids = _pair_ids(old, old_pairs)
   next_generation = generation
   if ctx.loop.prompts == "subset":
@@ -196,7 +196,7 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
       ctx.stop.check(where)
       new = _score(ctx, params, children, jax.random.fold_in(key, 1), times)
       ctx.stop.check(where)
-      new_pairs = pairs_lib.best_vs_worst(new.rewards, ctx.loop.min_gap)
+      new_pairs = pairs_lib.best_vs_worst(new.rewards, ctx.loop.min_gap, ctx.loop.min_chosen_reward)
       new_idx, old_idx = pairs_lib.mix(len(new_pairs), len(old_pairs), ctx.loop.old_fraction, mix_rng)
       n_p, n_c, n_r = _pair_ids(new, new_pairs.take(new_idx))
       o_p, o_c, o_r = _pair_ids(old, old_pairs.take(old_idx))

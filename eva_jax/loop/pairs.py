@@ -2,7 +2,10 @@
 
 The paper's pair is best vs worst of the n responses of a prompt. A prompt yields no pair when it
 has fewer than two valid (finite) rewards or when its best and worst tie within `min_gap`: such a
-pair states no preference, and DPO on it only moves both responses the same way.
+pair states no preference, and DPO on it only moves both responses the same way. `min_chosen` (a
+verifiable-task option, off in the paper) also drops prompts whose best response scores below it:
+with graded rewards the best of n on a hard prompt is often a wrong answer with partial credit,
+and the chosen-response NLL term would teach it.
 """
 
 import dataclasses
@@ -26,7 +29,7 @@ class Pairs:
     return Pairs(self.prompt[index], self.chosen[index], self.rejected[index], self.gap[index])
 
 
-def best_vs_worst(rewards: np.ndarray, min_gap: float = 0.0) -> Pairs:
+def best_vs_worst(rewards: np.ndarray, min_gap: float = 0.0, min_chosen: float = -np.inf) -> Pairs:
   """One pair per prompt row of `rewards` `[P, n]` (NaN = dropped response); ties go to the lower column."""
   rewards = np.asarray(rewards, np.float64)
   if rewards.ndim != 2:
@@ -38,7 +41,7 @@ def best_vs_worst(rewards: np.ndarray, min_gap: float = 0.0) -> Pairs:
   rows = np.arange(len(rewards))
   with np.errstate(invalid="ignore"):
     gap = rewards[rows, best] - rewards[rows, worst]
-  keep = (counts >= 2) & (gap > min_gap)
+  keep = (counts >= 2) & (gap > min_gap) & (rewards[rows, best] >= min_chosen)
   return Pairs(rows[keep], best[keep], worst[keep], gap[keep].astype(np.float32))
 
 

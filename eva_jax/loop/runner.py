@@ -8,15 +8,16 @@ evaluation's win-rate reference. SIGTERM stops the run at the next safe point (p
 after saving the train state of the current step, offline before the interrupted round is redone.
 """
 
+import collections
 import json
 import time
 
-from absl import logging
 from etils import epath
 import flax
 import jax
 
 from eva_jax import tasks
+from eva_jax.analysis import curriculum
 from eva_jax.creator import generation as generation_lib
 from eva_jax.creator import pool as pool_lib
 from eva_jax.creator.evolvers import factory as evolver_factory
@@ -150,12 +151,49 @@ def run(
     summary = _run(cfg, loop, workdir, flat_config, force, stop, *parts)
     summary["seconds"] = time.perf_counter() - start
     _write_summary(workdir / "summary.json", summary)
-    logging.info("run finished in %.0fs", summary["seconds"])
+    if distributed.is_main_process():
+      _report(_final_report(workdir, cfg.pool.dir, summary["seconds"]))
     return summary
   finally:
     writer.close()
     checkpoints.close()
     reward_source.close()
+
+
+COARSE = ("<=2 digits", "3 digits", ">=4 digits", "other")  # end-of-run difficulty columns
+
+
+def _coarse_difficulty(label: str) -> str:
+  """ "3+2+1" (operand digit counts, the addition task's difficulty) -> the longest operand's class."""
+  digits = [int(d) for d in label.split("+") if d.isdigit()]
+  if not digits:
+    return "other"
+  longest = max(digits)
+  return COARSE[0] if longest <= 2 else COARSE[1] if longest == 3 else COARSE[2]
+
+
+def _final_report(workdir: epath.Path, pool_dir: str, seconds: float) -> str:
+  """The end-of-run table: held-out results before/after, the pool per generation, where things are."""
+  run = curriculum.Run(workdir, pool_dir)
+  lines = [f"\n=== eva run finished in {seconds:.0f} s: {workdir} ==="]
+  try:
+    lines += ["held-out, per difficulty bucket (greedy):", curriculum.text_table(run.before_after())]
+  except curriculum.RunDirError:
+    pass
+  sizes = {row["generation"]: row for row in run.pool_sizes()}
+  mixes = {row["generation"]: row["counts"] for row in run.difficulty_mix()} if run.task else {}
+  rows = []
+  for g, row in sorted(sizes.items()):
+    coarse = collections.Counter(_coarse_difficulty(b) for b, n in mixes.get(g, {}).items() for _ in range(n))
+    rows.append({"generation": g, "prompts": row["prompts"], "new": row["new"], **coarse})
+  columns = ["generation", "prompts", "new", *(c for c in COARSE if any(c in r for r in rows))]
+  lines += ["pool per generation (prompts by difficulty):", curriculum.text_table(rows, columns)]
+  lines += [
+    f"summary {workdir / 'summary.json'}; metrics {workdir / metrics_lib.JSONL_NAME} and "
+    f"{workdir / 'tensorboard'}; pool {pool_dir or workdir / 'pool'}; checkpoints {workdir / 'checkpoints'}; "
+    f"evaluations {workdir / 'eval'}; notebooks/curriculum.ipynb plots the curriculum (EVA_RUN_DIR={workdir})"
+  ]
+  return "\n".join(lines)
 
 
 def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoints, pool, reward_source):

@@ -23,6 +23,9 @@ def test_best_vs_worst_by_hand():
   np.testing.assert_array_equal(p.rejected, [0, 1, 0])
   np.testing.assert_allclose(p.gap, [0.8, 0.5, 1e-4], rtol=1e-5)
   assert len(pairs.best_vs_worst(rewards, min_gap=1e-3)) == 2
+  # Only prompts whose best response reaches min_chosen (an exact answer on a graded task) pair up.
+  np.testing.assert_array_equal(pairs.best_vs_worst(rewards, min_chosen=0.7).prompt, [0, 2])
+  np.testing.assert_array_equal(pairs.best_vs_worst(rewards, min_chosen=0.9).prompt, [0])
   with pytest.raises(ValueError, match="must be \\[prompts, n\\]"):
     pairs.best_vs_worst(np.zeros(4))
 

@@ -70,6 +70,24 @@ def test_metrics_summary_and_checkpoint(run_dir):
   assert [r["round"] for r in summary["rounds"]] == [0, 1]
   assert summary["rounds"][1]["stats"]["round/train_pairs"] > 0
   assert run_state.RunCheckpoints(run_dir, 2).latest() == 1
+  stats = summary["rounds"][1]["stats"]
+  phases = ("sample", "score", "creator", "pool_io", "train", "eval", "checkpoint")
+  assert all(stats[f"time/{p}"] >= 0 for p in phases) and stats["round/sampler_tokens_per_s"] > 0
+  assert stats["time/sample"] + stats["time/train"] <= stats["round/seconds"]
+  assert stats["round/sampled_tokens"] > 0 and 0 < stats["creator/yield"] <= 1
+  assert sum(v for k, v in stats.items() if k.startswith("creator/method/")) == stats["creator/children"]
+
+
+def test_end_of_run_report_tables_the_run(run_dir):
+  report = runner._final_report(run_dir, "", 1.0)
+  summary = json.loads((run_dir / "summary.json").read_text())
+  before_after = report.split("pool per generation")[0]
+  exact = summary["rounds"][1]["eval"]["eval/exact_match/1+1"]
+  assert "1+1             0            1" in before_after and f"{exact:.3f}" in before_after
+  pool = pool_lib.Pool(run_dir / "pool")
+  for generation in pool.generations():
+    assert f"{generation:>10d}  {len(pool.read_generation(generation)):>7d}" in report
+  assert str(run_dir / "summary.json") in report
 
 
 def test_resume_continues_and_refuses_a_changed_config(run_dir):
