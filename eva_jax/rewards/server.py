@@ -10,7 +10,9 @@ device. Non-finite rewards go out as `null`. Requests are logged (method, path, 
 never their headers.
 """
 
+from collections.abc import Iterator
 from collections.abc import Sequence
+import contextlib
 import hmac
 import http.server
 import json
@@ -124,6 +126,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
   def log_message(self, format, *args):  # the base class's signature
     logging.info("%s %s", self.address_string(), format % args)
+
+
+@contextlib.contextmanager
+def serving_in_thread(server: http.server.HTTPServer) -> Iterator[http.server.HTTPServer]:
+  """Serves `server` on a background thread for the duration of the block (notebooks, tests), then closes it."""
+  thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+  thread.start()
+  try:
+    yield server
+  finally:
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
 
 
 def make_server(

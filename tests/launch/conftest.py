@@ -172,15 +172,8 @@ class CountingSource:
 @contextlib.contextmanager
 def reward_server():
   """Our reward server (eva_jax/rewards/server.py) for a CountingSource on 127.0.0.1; yields it."""
-  server = server_lib.make_server(CountingSource(), kind="task")
-  thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-  thread.start()
-  try:
+  with server_lib.serving_in_thread(server_lib.make_server(CountingSource(), kind="task")) as server:
     yield server
-  finally:
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 def closed_port_url() -> str:

@@ -14,18 +14,7 @@ import pytest
 from eva_jax.rewards import reward_model
 from eva_jax.rewards import server as server_lib
 
-
-@contextlib.contextmanager
-def running(server: http.server.HTTPServer):
-  """Serves `server` on a thread for the duration of the block."""
-  thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-  thread.start()
-  try:
-    yield server
-  finally:
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+running = server_lib.serving_in_thread  # serves a server on a thread for the duration of a block
 
 
 @contextlib.contextmanager
