@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from bench import common
 from configs import quickstart
 from eva_jax import config as config_lib
 from eva_jax.creator import pool as pool_lib
@@ -18,18 +19,7 @@ from eva_jax.loop import preemption
 from eva_jax.loop import run_state
 from eva_jax.loop import runner
 
-OVERRIDES = {
-  "loop.rounds": 2,
-  "loop.warmstart_steps": 80,
-  "loop.warmstart_batch_size": 16,
-  "eval.per_bucket": 1,
-  "loop.num_samples": 4,
-  "loop.sample_batch_size": 16,
-  "pool.num_seeds": 16,
-  "creator.num_evolutions": 2,
-  "solver.batch_size": 8,
-  "solver.epochs": 1,
-}
+OVERRIDES = {"loop.rounds": 2, **common.TINY_OVERRIDES}  # the benchmarks' test-sized quickstart, 2 rounds
 
 
 def _config():
