@@ -63,12 +63,13 @@ def _pair_batch(rng) -> steps.PairBatch:
 def _state_and_settings(model, mesh, *, with_ref: bool):
   psh = params_lib.shardings_for(model, mesh)
   params = params_lib.init_params(model, jax.random.key(0), psh)
-  optimizer = optim.make_optimizer(optim.OptimizerConfig(learning_rate=1e-5), 1000)
+  opt_cfg = optim.OptimizerConfig(learning_rate=1e-5)
+  optimizer = optim.make_optimizer(opt_cfg)
   shardings = train_state.state_shardings(optimizer, psh, mesh, with_ref=with_ref)
   state = train_state.create_train_state(
-    params, optimizer, shardings, ref_params=params if with_ref else None
+    params, optimizer, shardings, total_steps=1000, ref_params=params if with_ref else None
   )
-  return state, steps.StepSettings(model, optimizer, shardings, mesh)
+  return state, steps.StepSettings(model, opt_cfg, shardings, mesh)
 
 
 def _tok_s(step, state, batch, tokens: int, repeats: int) -> float:

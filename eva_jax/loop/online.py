@@ -86,6 +86,7 @@ def abstract_state(state_shardings, optimizer, params):
   shapes = jax.eval_shape(
     lambda p: train_state.TrainState(
       step=jnp.zeros((), jnp.int32),
+      total_steps=jnp.zeros((), jnp.int32),
       params=p,
       opt_state=optimizer.init(train_state.as_float32(p)),
       ref_params=p,
@@ -131,20 +132,19 @@ def run_online(
   k, rows = cfg.solver.rloo.k, cfg.solver.batch_size
   num_prompts = rows // k
   total = loop.steps * cfg.solver.updates_per_batch
-  optimizer = optim.make_optimizer(cfg.solver.optimizer, total)
+  optimizer = optim.make_optimizer(cfg.solver.optimizer)
   shardings = train_state.state_shardings(optimizer, ctx.param_shardings, ctx.mesh, with_ref=True)
   if restore is not None:
     state = restore(abstract_state(shardings, optimizer, params))
   else:
-    state = train_state.create_train_state(params, optimizer, shardings, ref_params=params)
+    state = train_state.create_train_state(params, optimizer, shardings, total_steps=total, ref_params=params)
   settings = steps.StepSettings(
     ctx.model,
-    optimizer,
+    cfg.solver.optimizer,
     shardings,
     ctx.mesh,
     num_micro=cfg.solver.micro_batches,
     chunk_size=cfg.model.logprob_chunk,
-    lr_schedule=optim.schedule(cfg.solver.optimizer, total),
   )
   rloo_step = steps.make_rloo_step(settings, cfg.solver.rloo)
   records = ctx.pool.read_generation(generation)

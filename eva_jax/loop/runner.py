@@ -230,6 +230,8 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
       round0 = params_lib.restore_params(workdir / "round0", solver.model, solver.shardings)
     evaluator = _Evaluator(cfg, solver, reward_source, round0, workdir)
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"rounds": []}
+    if loop.mode == "offline":
+      summary["rounds"] = _committed_rounds(summary["rounds"], meta["round"])
     _report(
       f"resuming {workdir}: round {meta['round']} / step {meta.get('step', 0)} done, pool generation {meta['generation']}"
     )
@@ -261,6 +263,11 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
   return summary
 
 
+def _committed_rounds(rounds: list[dict], last_committed: int) -> list[dict]:
+  """The summary entries of rounds up to the latest checkpoint's; later ones are redone on resume."""
+  return [r for r in rounds if r["round"] <= last_committed]
+
+
 def _offline(ctx, params, meta, checkpoints, writer, summary_and_path, evaluator, step_offset):
   loop, pool = ctx.loop, ctx.pool
   summary, summary_path = summary_and_path
@@ -271,17 +278,21 @@ def _offline(ctx, params, meta, checkpoints, writer, summary_and_path, evaluator
     times = metrics_lib.PhaseTimes()
     with times("eval"):
       evaluation = evaluator(params, round_index, loop.rounds)
+    # The round's record is written before its checkpoint commits it, so a kill in between leaves an
+    # entry the resumed run drops and redoes (`_committed_rounds`), never a committed round without one.
+    stats |= times.stats()
+    entry = {"round": round_index, "generation": generation, "stats": stats, "eval": evaluation}
+    summary["rounds"].append(entry)
+    _write_summary(summary_path, summary)  # a stopped or killed run keeps its finished rounds
+    writer.scalars(round_index, stats | evaluation)
+    writer.histogram(round_index, "creator/info", [r.info for r in pool.read_generation(generation)])
     with times("checkpoint"):
       checkpoints.save(
         round_index, params, {"round": round_index, "generation": generation, "config": meta["config"]}
       )
     stats |= times.stats()
-    writer.scalars(round_index, stats | evaluation)
-    writer.histogram(round_index, "creator/info", [r.info for r in pool.read_generation(generation)])
-    summary["rounds"].append(
-      {"round": round_index, "generation": generation, "stats": stats, "eval": evaluation}
-    )
-    _write_summary(summary_path, summary)  # a stopped or killed run keeps its finished rounds
+    writer.scalars(round_index, {"time/checkpoint": stats["time/checkpoint"]})
+    _write_summary(summary_path, summary)
     _report(_line(f"round {round_index} (pool generation {generation})", stats, evaluation))
     if round_index < loop.rounds:
       ctx.stop.check(f"after round {round_index} (saved)")

@@ -1,13 +1,15 @@
 """The solver's phases inside a round: SFT (the warm start) and epochs of a DPO-family loss on pairs.
 
-Each phase builds a fresh optimizer whose schedule spans exactly its steps (the paper restarts the
-DPO schedule every round) and pads every batch to `batch_size` rows, so one program is compiled
-per sequence-length bucket. Reference log-probs of all pairs are computed once, with the params
+Each phase starts a fresh optimizer state whose schedule spans exactly its steps (the paper restarts
+the DPO schedule every round) and pads every batch to `batch_size` rows. The schedule's length is
+data in the train state and the preference step is memoised per settings, so a run compiles one
+program per sequence-length bucket, not one per round. Reference log-probs of all pairs are computed once, with the params
 the phase starts from, before the first step (that step donates those params).
 """
 
 from collections.abc import Callable
 from collections.abc import Sequence
+import functools
 import math
 
 import jax
@@ -43,19 +45,36 @@ def _run_steps(step, state, batches, total: int, desc: str, on_metrics: MetricsF
 def _setup(
   model, params, opt_cfg: optim.OptimizerConfig, total: int, mesh, param_shardings, num_micro, chunk
 ):
-  optimizer = optim.make_optimizer(opt_cfg, total)
+  optimizer = optim.make_optimizer(opt_cfg)
   shardings = train_state.state_shardings(optimizer, param_shardings, mesh)
-  state = train_state.create_train_state(params, optimizer, shardings)
-  settings = steps.StepSettings(
-    model,
-    optimizer,
-    shardings,
-    mesh,
-    num_micro=num_micro,
-    chunk_size=chunk,
-    lr_schedule=optim.schedule(opt_cfg, total),
-  )
+  state = train_state.create_train_state(params, optimizer, shardings, total_steps=total)
+  settings = steps.StepSettings(model, opt_cfg, shardings, mesh, num_micro=num_micro, chunk_size=chunk)
   return state, settings
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_preference_step(model, opt_cfg, mesh, treedef, shardings, num_micro, chunk, loss, hparams, nll):
+  settings = steps.StepSettings(
+    model, opt_cfg, jax.tree.unflatten(treedef, shardings), mesh, num_micro=num_micro, chunk_size=chunk
+  )
+  return steps.make_preference_step(settings, loss, hparams, nll)
+
+
+def preference_step(settings: steps.StepSettings, solver: SolverConfig):
+  """`steps.make_preference_step` for these settings, built once and reused by every later round."""
+  leaves, treedef = jax.tree.flatten(settings.state_shardings)
+  return _cached_preference_step(
+    settings.model,
+    settings.opt_cfg,
+    settings.mesh,
+    treedef,
+    tuple(leaves),
+    settings.num_micro,
+    settings.chunk_size,
+    solver.loss,
+    solver.preference,
+    solver.nll_weight,
+  )
 
 
 def sft(
@@ -132,7 +151,7 @@ def preference_epochs(
   state, settings = _setup(
     model, params, solver.optimizer, total, mesh, param_shardings, solver.micro_batches, chunk_size
   )
-  step = steps.make_preference_step(settings, solver.loss, solver.preference, solver.nll_weight)
+  step = preference_step(settings, solver)
   rng = np.random.default_rng(seed)
 
   def batches():

@@ -253,7 +253,7 @@ def make_plan(
   dtype = architectures.DTYPES[param_dtype]
   abstract = params_lib.abstract_params(model)
   shardings = params_lib.shardings_for(model, mesh, rules)
-  optimizer = optim.make_optimizer(work.solver.optimizer, total_steps=1)
+  optimizer = optim.make_optimizer(work.solver.optimizer)
   state_shardings = train_state.state_shardings(optimizer, shardings, mesh)
   opt_abstract = jax.eval_shape(lambda p: optimizer.init(train_state.as_float32(p)), abstract)
   params = sharded_bytes(abstract, shardings)

@@ -4,10 +4,18 @@ AdamW is the default (the paper's DPO runs); RMSprop is what the eva authors use
 schedule warms up linearly over `warmup_frac` of the steps, then decays (cosine or linear) or stays
 constant; gradients are clipped by global norm first, and a step with non-finite gradients is
 skipped (optax.apply_if_finite).
+
+The optimizer is built with a unit learning rate and the train step scales its update by
+`learning_rate(cfg, step, total_steps)`, with the run's length held in the train state: a phase's
+length is data, not a constant of the compiled program, so one program serves every round's
+pair count (optax's `add_decayed_weights` comes before the learning-rate scaling, so AdamW's decay
+is scaled exactly as `optax.adamw(schedule)` scales it).
 """
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import optax
 
 OPTIMIZERS = ("adamw", "rmsprop", "sgd")
@@ -28,33 +36,45 @@ class OptimizerConfig:
   max_grad_norm: float = 1.0  # clip by global norm; 0 = no clipping
 
 
-def schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
-  """Learning rate per step for a run of `total_steps` optimizer steps."""
-  if total_steps < 1:
-    raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-  warmup = int(round(cfg.warmup_frac * total_steps))
-  decay = max(total_steps - warmup, 1)
+def learning_rate(cfg: OptimizerConfig, step, total_steps) -> jax.Array:
+  """The learning rate at `step` (0-based) of a run of `total_steps` optimizer steps.
+
+  Both may be traced. Warmup is linear from 0 over round(warmup_frac * total_steps) steps, then the
+  schedule runs over the remaining steps (the values `optax`'s join of linear warmup and cosine or
+  linear decay gives).
+  """
+  step = jnp.asarray(step, jnp.float32)
+  total = jnp.maximum(jnp.asarray(total_steps, jnp.float32), 1.0)
+  warmup = jnp.round(cfg.warmup_frac * total)
+  decay = jnp.maximum(total - warmup, 1.0)
+  done = jnp.clip(step - warmup, 0.0, decay) / decay
   if cfg.schedule == "cosine":
-    after = optax.cosine_decay_schedule(cfg.learning_rate, decay)
+    after = 0.5 * (1.0 + jnp.cos(jnp.pi * done))
   elif cfg.schedule == "linear":
-    after = optax.linear_schedule(cfg.learning_rate, 0.0, decay)
+    after = 1.0 - done
   elif cfg.schedule == "constant":
-    after = optax.constant_schedule(cfg.learning_rate)
+    after = jnp.ones_like(done)
   else:
     raise ValueError(f"unknown schedule {cfg.schedule!r}; expected one of {SCHEDULES}")
-  if warmup == 0:
-    return after
-  return optax.join_schedules([optax.linear_schedule(0.0, cfg.learning_rate, warmup), after], [warmup])
+  warm = step / jnp.maximum(warmup, 1.0)
+  return cfg.learning_rate * jnp.where(step < warmup, warm, after)
 
 
-def make_optimizer(cfg: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
-  lr = schedule(cfg, total_steps)
+def schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
+  """`learning_rate` as an optax schedule (a function of the step) for a run of `total_steps` steps."""
+  if total_steps < 1:
+    raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+  return lambda step: learning_rate(cfg, step, total_steps)
+
+
+def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
+  """The update direction at a unit learning rate; scale its updates by `learning_rate(...)`."""
   if cfg.name == "adamw":
-    opt = optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    opt = optax.adamw(1.0, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay)
   elif cfg.name == "rmsprop":
-    opt = optax.rmsprop(lr, decay=cfg.b2, eps=cfg.eps)
+    opt = optax.rmsprop(1.0, decay=cfg.b2, eps=cfg.eps)
   elif cfg.name == "sgd":
-    opt = optax.sgd(lr)
+    opt = optax.sgd(1.0)
   else:
     raise ValueError(f"unknown optimizer {cfg.name!r}; expected one of {OPTIMIZERS}")
   if cfg.max_grad_norm > 0:

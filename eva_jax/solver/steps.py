@@ -28,6 +28,7 @@ from eva_jax.parallel import distributed
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
 from eva_jax.solver import losses
+from eva_jax.solver import optim
 from eva_jax.solver import rloo
 from eva_jax.solver.train_state import TrainState
 from eva_jax.solver.train_state import as_float32
@@ -179,7 +180,7 @@ def _train_step(
   *,
   micro_loss: MicroLoss,
   optimizer: optax.GradientTransformation,
-  lr_schedule: optax.Schedule | None,
+  opt_cfg: optim.OptimizerConfig,
   num_micro: int,
   unit: int,
   mesh: jax.sharding.Mesh,
@@ -223,6 +224,8 @@ def _train_step(
   grads = jax.tree.map(lambda g: g * scale, grads)
   params32 = as_float32(state.params)
   updates, opt_state = optimizer.update(grads, state.opt_state, params32)
+  lr = optim.learning_rate(opt_cfg, state.step, state.total_steps)
+  updates = jax.tree.map(lambda u: u * lr, updates)
   params = jax.tree.map(lambda p, p32, u: (p32 + u).astype(p.dtype), state.params, params32, updates)
   metrics = {k: v if k.endswith("/max") else v / jnp.maximum(rows, 1) for k, v in stats.items()}
   metrics |= {
@@ -234,18 +237,17 @@ def _train_step(
     ),
   }
   metrics.pop("loss_sum")
-  if lr_schedule is not None:
-    metrics["learning_rate"] = lr_schedule(state.step)
+  metrics["learning_rate"] = lr
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
   return new_state, metrics
 
 
-def _jit_step(micro_loss, *, optimizer, state_shardings: TrainState, mesh, num_micro, unit, lr_schedule):
+def _jit_step(micro_loss, *, opt_cfg, state_shardings: TrainState, mesh, num_micro, unit):
   fn = functools.partial(
     _train_step,
     micro_loss=micro_loss,
-    optimizer=optimizer,
-    lr_schedule=lr_schedule,
+    optimizer=optim.make_optimizer(opt_cfg),
+    opt_cfg=opt_cfg,
     num_micro=num_micro,
     unit=unit,
     mesh=mesh,
@@ -276,12 +278,11 @@ class StepSettings:
   """What every step factory needs besides its loss."""
 
   model: gm.nn.Transformer
-  optimizer: optax.GradientTransformation
+  opt_cfg: optim.OptimizerConfig  # the optimizer and its schedule (length: TrainState.total_steps)
   state_shardings: TrainState
   mesh: jax.sharding.Mesh
   num_micro: int = 1  # gradient-accumulation micro-batches per step
   chunk_size: int = 128  # log-prob columns unembedded at once
-  lr_schedule: optax.Schedule | None = None  # reported as the "learning_rate" metric
 
 
 def _sequence_token_logprobs(model, params, mb, chunk_size):
@@ -312,11 +313,10 @@ def make_sft_step(settings: StepSettings):
 
 def _common(settings: StepSettings) -> dict:
   return dict(
-    optimizer=settings.optimizer,
+    opt_cfg=settings.opt_cfg,
     state_shardings=settings.state_shardings,
     mesh=settings.mesh,
     num_micro=settings.num_micro,
-    lr_schedule=settings.lr_schedule,
   )
 
 

@@ -16,6 +16,7 @@ from eva_jax.parallel import partition
 @flax.struct.dataclass
 class TrainState:
   step: jax.Array  # int32 scalar: optimizer steps taken
+  total_steps: jax.Array  # int32 scalar: steps the learning-rate schedule spans (data, so no re-jit)
   params: dict  # the gemma params (inner dict), sharded
   opt_state: optax.OptState  # float32, sharded like the params
   ref_params: dict | None = None  # frozen reference for in-step KL (RLOO); None for offline losses
@@ -40,6 +41,7 @@ def state_shardings(optimizer: optax.GradientTransformation, param_shardings, me
   )
   return TrainState(
     step=replicated,
+    total_steps=replicated,
     params=param_shardings,
     opt_state=opt_shardings,
     ref_params=param_shardings if with_ref else None,
@@ -47,9 +49,9 @@ def state_shardings(optimizer: optax.GradientTransformation, param_shardings, me
 
 
 def create_train_state(
-  params, optimizer: optax.GradientTransformation, shardings: TrainState, ref_params=None
+  params, optimizer: optax.GradientTransformation, shardings: TrainState, *, total_steps: int, ref_params=None
 ) -> TrainState:
-  """A fresh state around `params`, placed in `shardings`.
+  """A fresh state around `params` for a run of `total_steps` optimizer steps, placed in `shardings`.
 
   The state takes ownership of `params` (no copy: the first step donates them), so keep a copy if
   you need the old values. `ref_params` (RLOO) is always copied into a buffer of its own.
@@ -58,6 +60,7 @@ def create_train_state(
   def init(params, ref_params):
     return TrainState(
       step=jnp.zeros((), jnp.int32),
+      total_steps=jnp.asarray(total_steps, jnp.int32),
       params=params,
       opt_state=optimizer.init(as_float32(params)),
       ref_params=jax.tree.map(jnp.copy, ref_params),

@@ -47,14 +47,13 @@ def sft_params(tokenizer, tiny_model, tiny_params, mesh1):
   batch = steps.sequence_batch(
     batching.make_batch(tokenizer, [p.prompt for p in problems], [p.answer for p in problems])
   )
-  optimizer = optim.make_optimizer(
-    optim.OptimizerConfig(learning_rate=1e-2, warmup_frac=0.0, schedule="constant"), total_steps=20
-  )
+  opt_cfg = optim.OptimizerConfig(learning_rate=1e-2, warmup_frac=0.0, schedule="constant")
+  optimizer = optim.make_optimizer(opt_cfg)
   param_shardings = params_lib.shardings_for(tiny_model, mesh1)
   shardings = train_state.state_shardings(optimizer, param_shardings, mesh1)
   copy = jax.tree.map(lambda x: x.copy(), tiny_params)  # the step donates its state
-  state = train_state.create_train_state(copy, optimizer, shardings)
-  step = steps.make_sft_step(steps.StepSettings(tiny_model, optimizer, shardings, mesh1))
+  state = train_state.create_train_state(copy, optimizer, shardings, total_steps=20)
+  step = steps.make_sft_step(steps.StepSettings(tiny_model, opt_cfg, shardings, mesh1))
   for _ in range(20):
     state, _ = step(state, batch, jax.random.key(0))
   return state.params

@@ -1,6 +1,7 @@
 """A tiny offline eva run end to end on the real stack: pool lineage, metrics, checkpoints, resume."""
 
 import json
+import shutil
 
 import jax
 import pytest
@@ -97,6 +98,18 @@ def test_resume_continues_and_refuses_a_changed_config(run_dir):
   summary = json.loads((run_dir / "summary.json").read_text())
   assert [r["round"] for r in summary["rounds"]] == [0, 1, 2]  # round 1 was not redone
   assert pool_lib.Pool(run_dir / "pool").generations() == [0, 1, 2]
+
+
+def test_a_round_recorded_but_not_checkpointed_is_redone_once(run_dir, tmp_path):
+  # The state a kill between a round's summary write and its checkpoint leaves behind.
+  workdir = tmp_path / "run"
+  shutil.copytree(run_dir, workdir)
+  finished = json.loads((workdir / "summary.json").read_text())
+  shutil.rmtree(workdir / "checkpoints" / "2")
+  _run(workdir, **{"loop.rounds": 2})
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert [r["round"] for r in summary["rounds"]] == [0, 1, 2]
+  assert summary["rounds"][2]["eval"] == finished["rounds"][2]["eval"]  # the redone round, bit for bit
 
 
 def test_creator_off_keeps_the_pool_static(tmp_path):

@@ -44,14 +44,14 @@ def _copy(tree):
 
 
 def _setup(model, params, mesh, *, total_steps=100, opt=OPT, with_ref=False, num_micro=1):
-  optimizer = optim.make_optimizer(opt, total_steps)
+  optimizer = optim.make_optimizer(opt)
   psh = params_lib.shardings_for(model, mesh)
   params = jax.device_put(_copy(params), psh)
   shardings = train_state.state_shardings(optimizer, psh, mesh, with_ref=with_ref)
   state = train_state.create_train_state(
-    params, optimizer, shardings, ref_params=params if with_ref else None
+    params, optimizer, shardings, total_steps=total_steps, ref_params=params if with_ref else None
   )
-  settings = steps.StepSettings(model, optimizer, shardings, mesh, num_micro=num_micro)
+  settings = steps.StepSettings(model, opt, shardings, mesh, num_micro=num_micro)
   return state, settings
 
 
