@@ -2,6 +2,8 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= /tmp/eva_quickstart
+# pytest-xdist workers; each test file stays on one worker, so its module fixtures run once.
+TEST_WORKERS ?= 2
 
 .PHONY: quickstart test lint format lock bench clean
 
@@ -12,7 +14,7 @@ quickstart: $(VENV)/.stamp
 	$(PY) -m eva_jax.main --config=configs/quickstart.py --workdir=$(WORKDIR)
 
 test: $(VENV)/.stamp lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .

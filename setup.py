@@ -28,7 +28,7 @@ setuptools.setup(
     "tqdm",
   ],
   extras_require={
-    "test": ["pytest", "ruff", "ipykernel", "matplotlib", "nbclient", "nbformat"],
+    "test": ["pytest", "pytest-xdist", "ruff", "ipykernel", "matplotlib", "nbclient", "nbformat"],
     "notebooks": ["matplotlib"],
     "tpu": ["jax[tpu]"],
     "cuda": ["jax[cuda12]"],

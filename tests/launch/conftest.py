@@ -90,15 +90,20 @@ def pid_of(log_path, process: int) -> int | None:
 
 
 def summary_has_round(workdir, index: int):
-  """`ready()`: whether `<workdir>/summary.json` (written atomically by process 0) lists round `index`."""
+  """`ready()`: whether `<workdir>/summary.json` (written atomically by process 0) lists round `index`
+  as checkpointed. A round's entry is written before its checkpoint and completed with the checkpoint's
+  time after it commits; round 0's entry is written after its checkpoint."""
+
+  def committed(entry: dict) -> bool:
+    return entry.get("round") == index and (index == 0 or "time/checkpoint" in entry.get("stats", {}))
 
   def ready() -> bool:
     path = workdir / "summary.json"
     if not path.exists():
       return False
-    return any(r.get("round") == index for r in json.loads(path.read_text())["rounds"])
+    return any(committed(r) for r in json.loads(path.read_text())["rounds"])
 
-  ready.description = f"round {index} in {workdir / 'summary.json'}"
+  ready.description = f"round {index} checkpointed in {workdir / 'summary.json'}"
   return ready
 
 
@@ -205,7 +210,7 @@ def jobs(tmp_path_factory):
     "train_1x4": launch("train_1x4", tmp, 1, 4, f"--workdir={tmp / 'train_1x4'}", *TRAIN_FLAGS),
     "online_2x2": launch("online_2x2", tmp, 2, 2, f"--workdir={tmp / 'online_2x2'}", *ONLINE_FLAGS),
     "online_1x4": launch("online_1x4", tmp, 1, 4, f"--workdir={tmp / 'online_1x4'}", *ONLINE_FLAGS),
-    # Killed and resumed (process 1 is SIGKILLed once round 1 is in the summary, i.e. checkpointed;
+    # Killed and resumed (process 1 is SIGKILLed once the summary shows round 1 checkpointed;
     # then the same command runs again), and still equal to train_1x4, which runs undisturbed.
     "train_2x2": KillAndResume(
       "train_2x2",

@@ -196,7 +196,7 @@ def _assert_close_tree(a, b, path="summary", rel=1e-4):
     for i, (x, y) in enumerate(zip(a, b)):
       _assert_close_tree(x, y, f"{path}[{i}]", rel)
   elif isinstance(a, float):  # cross-process reductions sum in another order: last bits differ
-    assert a == pytest.approx(b, rel=rel, abs=1e-6), path
+    assert a == pytest.approx(b, rel=rel, abs=1e-5), path  # abs: DPO rewards are small differences
   else:
     assert a == b, path
 
