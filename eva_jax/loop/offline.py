@@ -136,9 +136,16 @@ def _fresh_pool(ctx: RoundContext, records, scored, generation: int, rng: np.ran
     )
     for i, text in enumerate(fresh)
   ]
+  # The same `pool.max_size` as eva's generations, so this arm samples a pool of the same size.
+  max_size = ctx.cfg.pool.max_size
+  kept = generation_lib.cap_pool(updated, max_size - len(children)) if max_size else updated
   with times("pool_io"):
-    ctx.pool.write_generation(generation, updated + children)
-  return children, {"creator/children": len(children), "creator/pool_size": len(updated) + len(children)}
+    ctx.pool.write_generation(generation, kept + children)
+  return children, {
+    "creator/children": len(children),
+    "creator/pool_size": len(kept) + len(children),
+    "creator/capped": len(updated) - len(kept),
+  }
 
 
 def _informative_subset(ctx: RoundContext, records, scored, rng: np.random.Generator) -> np.ndarray:

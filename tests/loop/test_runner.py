@@ -121,11 +121,13 @@ def test_creator_off_keeps_the_pool_static(tmp_path):
 
 
 def test_baseline_switches(tmp_path):
-  _run(tmp_path / "fresh", **{"loop.prompts": "fresh"})
+  _run(tmp_path / "fresh", **{"loop.prompts": "fresh", "pool.max_size": 20})
   pool = pool_lib.Pool(tmp_path / "fresh" / "pool")
   new = [r for r in pool.read_generation(1) if r.generation == 1]
-  assert new and all(r.method == "fresh" and r.source == "seed" and r.parent_id == "" for r in new)
+  assert len(new) == 8  # as many as eva would evolve: 25% of 16 seeds x 2 evolutions
+  assert all(r.method == "fresh" and r.source == "seed" and r.parent_id == "" for r in new)
   assert not {r.text for r in new} & {r.text for r in pool.read_generation(0)}
+  assert len(pool.read_generation(1)) == 20  # pool.max_size holds for this arm as for eva's
   summary = _run(tmp_path / "subset", **{"loop.prompts": "subset"})
   stats = summary["rounds"][1]["stats"]
   assert stats["round/subset_prompts"] == 4  # 25% of 16 seeds
