@@ -62,36 +62,48 @@ ARMS = {
   "gap": {"creator.info_metric": "gap"},
   "maxmean": {"creator.info_metric": "maxmean"},
   "var": {"creator.info_metric": "var"},
+  # Online (configs/quickstart_rloo.py): RLOO steps; prompts drawn by gap or uniformly, the creator
+  # evolving the pool either way; equal steps x prompts x samples, so equal sampled tokens up to lengths.
+  "online_weighted": {"loop.draw": "weighted"},
+  "online_uniform": {"loop.draw": "uniform"},
 }
+OFFLINE_ARMS = tuple(a for a in ARMS if not a.startswith("online"))
+ONLINE_ARMS = ("online_weighted", "online_uniform")
 
 SIZES = {
   "full": {
     "arms": tuple(ARMS),
-    "seeds": 3,
+    "seeds": 5,
+    "online_seeds": 3,
     "rounds": 3,
+    "online_steps": 120,
     "per_bucket": 100,
-    "max_train_pairs": 128,
+    "max_train_pairs": 192,
     "overrides": {},
   },
   "quick": {
-    "arms": ("static", "uniform", "gap"),
+    "arms": ("static", "fresh", "uniform", "gap", "online_weighted", "online_uniform"),
     "seeds": 3,
-    "rounds": 1,
-    "per_bucket": 20,
-    "max_train_pairs": 64,
-    "overrides": {"pool.num_seeds": 64},
+    "online_seeds": 3,
+    "rounds": 2,
+    "online_steps": 40,
+    "per_bucket": 40,
+    "max_train_pairs": 128,
+    "overrides": {"pool.num_seeds": 128},
   },
   "tiny": {
-    "arms": ("static", "gap"),
+    "arms": ("static", "gap", "online_weighted", "online_uniform"),
     "seeds": 1,
+    "online_seeds": 1,
     "rounds": 1,
+    "online_steps": 4,
     "per_bucket": 1,
     "max_train_pairs": 8,
     "overrides": {},  # bench.common.TINY_OVERRIDES (applied by the worker)
   },
 }
 
-PAIRED = (("gap", "static"), ("gap", "uniform"))
+PAIRED = (("gap", "static"), ("gap", "fresh"), ("gap", "uniform"), ("online_weighted", "online_uniform"))
 
 
 def t_interval(values) -> tuple[float, float | None]:
@@ -108,16 +120,25 @@ def t_interval(values) -> tuple[float, float | None]:
 # Worker: one seed, its warm start and every arm, in one process.
 
 
-def _arm_config(base_overrides: dict, arm: str, seed: int, rounds: int):
+def _arm_config(base_overrides: dict, arm: str, seed: int, rounds: int, online_steps: int = 0):
   from bench import common
 
+  if arm in ONLINE_ARMS:
+    from configs import quickstart_rloo
+    from eva_jax import config as config_lib
+
+    online = {"loop.steps": online_steps, "loop.checkpoint_every_steps": online_steps}
+    if online_steps < 2 * quickstart_rloo.get_config().loop.creator_every_steps:
+      online["loop.creator_every_steps"] = max(1, online_steps // 2)  # short runs still evolve
+    keep = {k: v for k, v in base_overrides.items() if not k.startswith("solver.")}  # RLOO's own batch
+    return config_lib.override(quickstart_rloo.get_config(), {**keep, "seed": seed, **online, **ARMS[arm]})
   return common.quickstart_config(
     {**base_overrides, "seed": seed, "loop.rounds": rounds, "eval.every_rounds": max(rounds, 1), **ARMS[arm]}
   )
 
 
 def _final_pool(stats: dict) -> int:
-  return int(stats.get("creator/pool_size", stats.get("round/pool_size", 0)))
+  return int(stats.get("creator/pool_size", stats.get("round/pool_size", stats.get("online/pool_size", 0))))
 
 
 def worker(args) -> None:
@@ -131,22 +152,27 @@ def worker(args) -> None:
   summary = common.run_quickstart(_arm_config(base_overrides, "gap", args.seed, 0), base)
   result["warmstart_s"] = time.perf_counter() - start
   result["round0_eval"] = summary["rounds"][0]["eval"]
-  arms = args.arms.split(",")
-  shift = args.seed % len(arms)
+  arms = [a for a in args.arms.split(",") if a]
+  shift = args.seed % max(len(arms), 1)
   for arm in arms[shift:] + arms[:shift]:
     workdir = root / arm
-    shutil.copytree(base, workdir)
+    if arm not in ONLINE_ARMS:  # offline arms resume the shared round-0 run; online ones start anew
+      shutil.copytree(base, workdir)
     print(f"seed {args.seed}: arm {arm}", flush=True)
     start = time.perf_counter()
-    summary = common.run_quickstart(_arm_config(base_overrides, arm, args.seed, args.rounds), workdir)
+    config = _arm_config(base_overrides, arm, args.seed, args.rounds, args.online_steps)
+    summary = common.run_quickstart(config, workdir)
     wall = time.perf_counter() - start
     rounds = [r for r in summary["rounds"] if r["round"] != 0]
     result["arms"][arm] = {
       "eval": rounds[-1]["eval"] if rounds else summary["rounds"][0]["eval"],
       "rounds": len(rounds),
       "train_pairs": sum(int(r["stats"].get("round/train_pairs", 0)) for r in rounds),
-      "sampled_tokens": sum(float(r["stats"].get("round/sampled_tokens", 0)) for r in rounds),
-      "round_s": sum(float(r["stats"]["round/seconds"]) for r in rounds),
+      "sampled_tokens": sum(
+        float(r["stats"].get("round/sampled_tokens", r["stats"].get("online/sampled_tokens", 0)))
+        for r in rounds
+      ),
+      "round_s": sum(float(r["stats"].get("round/seconds", 0.0)) for r in rounds),
       "wall_s": wall,
       # The pool the last round left (evolve/fresh write a new generation; static keeps its own).
       "final_pool": _final_pool(rounds[-1]["stats"]) if rounds else 0,
@@ -163,39 +189,67 @@ def _buckets(evaluation: dict) -> list[str]:
   return [k.rsplit("/", 1)[1] for k in evaluation if k.startswith("eval/exact_match/")]
 
 
+def beyond_seeds(evaluation: dict, name: str) -> float:
+  """The primary metric: mean held-out `name` ("reward" or "exact") over the buckets beyond the seeds."""
+  from eva_jax.tasks import addition
+
+  prefix = "eval/task_reward/" if name == "reward" else "eval/exact_match/"
+  values = [evaluation[prefix + b] for b in _buckets(evaluation) if b not in addition.EASY_BUCKETS]
+  return float(np.mean(values)) if values else float("nan")
+
+
 def aggregate(per_seed: list[dict], arms: list[str]) -> dict:
   """Means and t-intervals per arm and the paired differences, from the workers' results."""
   figures: dict = {"seeds": len(per_seed)}
   buckets = _buckets(per_seed[0]["arms"][arms[0]]["eval"])
 
   def series(arm, key):
-    return [s["arms"][arm]["eval"].get(key, float("nan")) for s in per_seed]
+    if key.startswith("beyond/"):
+      return [beyond_seeds(s["arms"][arm]["eval"], key.split("/")[1]) for s in per_seed if arm in s["arms"]]
+    return [s["arms"][arm]["eval"].get(key, float("nan")) for s in per_seed if arm in s["arms"]]
 
   for arm in arms:
     for name, key in (
       ("reward", "eval/reward"),
       ("exact", "eval/exact_match"),
       ("win_rate", "eval/win_rate"),
+      ("frontier_reward", "beyond/reward"),
+      ("frontier_exact", "beyond/exact"),
     ):
       mean, ci = t_interval(series(arm, key))
       figures[f"{arm}_{name}_mean"], figures[f"{arm}_{name}_ci95"] = mean, ci
+    figures[f"frontier_reward_{arm}"] = figures[f"{arm}_frontier_reward_mean"]
     for b in buckets:
       for name, key in (("exact", "eval/exact_match/"), ("reward", "eval/task_reward/")):
         mean, ci = t_interval(series(arm, key + b))
         figures[f"{arm}_{name}_{b}_mean"], figures[f"{arm}_{name}_{b}_ci95"] = mean, ci
     for key in ("train_pairs", "sampled_tokens", "wall_s", "round_s", "rounds", "final_pool"):
-      figures[f"{arm}_{key}"] = float(np.mean([s["arms"][arm][key] for s in per_seed]))
+      figures[f"{arm}_{key}"] = float(np.mean([s["arms"][arm][key] for s in per_seed if arm in s["arms"]]))
   for name, key in (("reward", "eval/reward"), ("exact", "eval/exact_match")):
     mean, ci = t_interval([s["round0_eval"][key] for s in per_seed])
     figures[f"round0_{name}_mean"], figures[f"round0_{name}_ci95"] = mean, ci
   figures["warmstart_s"] = float(np.mean([s["warmstart_s"] for s in per_seed]))
+  figures["round0_frontier_reward_mean"], figures["round0_frontier_reward_ci95"] = t_interval(
+    [beyond_seeds(s["round0_eval"], "reward") for s in per_seed]
+  )
   for a, b in PAIRED:
     if a in arms and b in arms:
-      for name, key in (("reward", "eval/reward"), ("exact", "eval/exact_match")):
+      for name, key in (
+        ("reward", "eval/reward"),
+        ("exact", "eval/exact_match"),
+        ("frontier_reward", "beyond/reward"),
+        ("frontier_exact", "beyond/exact"),
+      ):
         diffs = np.asarray(series(a, key)) - np.asarray(series(b, key))
         mean, ci = t_interval(diffs)
         figures[f"{a}_minus_{b}_{name}_mean"], figures[f"{a}_minus_{b}_{name}_ci95"] = mean, ci
         figures[f"{a}_minus_{b}_{name}_wins"] = int((diffs > 0).sum())
+      # The issue's keys: lower ends of the paired 95% intervals of the primary metric (None: 1 seed).
+      mean, ci = (
+        figures[f"{a}_minus_{b}_frontier_reward_mean"],
+        figures[f"{a}_minus_{b}_frontier_reward_ci95"],
+      )
+      figures[f"{a}_minus_{b}_low"] = None if ci is None else mean - ci
   return figures
 
 
@@ -209,36 +263,42 @@ def print_tables(figures: dict, per_seed: list[dict], arms: list[str]) -> None:
   buckets = _buckets(per_seed[0]["arms"][arms[0]]["eval"])
   n = figures["seeds"]
   print(f"\nheld-out, final round, mean ± 95% t-interval half-width over {n} seed(s) (t, {n - 1} df)")
+  print("(frontier = the primary metric: mean over the buckets beyond the seeds' difficulty)")
   print(
-    f"{'arm':>8} {'reward':>15} {'exact %':>13} {'win vs r0 %':>13} {'pairs':>7} {'tokens':>9} "
-    f"{'rounds':>6} {'wall s':>7}"
+    f"{'arm':>15} {'frontier reward':>15} {'reward':>15} {'exact %':>13} {'win vs r0 %':>13} {'pairs':>7} "
+    f"{'tokens':>9} {'rounds':>6} {'wall s':>7}"
   )
   print(
-    f"{'round 0':>8} {_pm(figures['round0_reward_mean'], figures['round0_reward_ci95']):>15} "
+    f"{'round 0':>15} {_pm(figures['round0_frontier_reward_mean'], figures['round0_frontier_reward_ci95']):>15} "
+    f"{_pm(figures['round0_reward_mean'], figures['round0_reward_ci95']):>15} "
     f"{_pm(figures['round0_exact_mean'], figures['round0_exact_ci95'], 100, 1):>13}"
   )
   for arm in arms:
     print(
-      f"{arm:>8} {_pm(figures[f'{arm}_reward_mean'], figures[f'{arm}_reward_ci95']):>15} "
+      f"{arm:>15} {_pm(figures[f'{arm}_frontier_reward_mean'], figures[f'{arm}_frontier_reward_ci95']):>15} "
+      f"{_pm(figures[f'{arm}_reward_mean'], figures[f'{arm}_reward_ci95']):>15} "
       f"{_pm(figures[f'{arm}_exact_mean'], figures[f'{arm}_exact_ci95'], 100, 1):>13} "
       f"{_pm(figures[f'{arm}_win_rate_mean'], figures[f'{arm}_win_rate_ci95'], 100, 1):>13} "
       f"{figures[f'{arm}_train_pairs']:>7.0f} {figures[f'{arm}_sampled_tokens']:>9.0f} "
       f"{figures[f'{arm}_rounds']:>6.0f} {figures[f'{arm}_wall_s']:>7.1f}"
     )
   print("\nexact match % by difficulty bucket (mean over seeds)")
-  print(f"{'arm':>8} " + " ".join(f"{b:>7}" for b in buckets))
+  print(f"{'arm':>15} " + " ".join(f"{b:>7}" for b in buckets))
   for arm in arms:
-    print(f"{arm:>8} " + " ".join(f"{100 * figures[f'{arm}_exact_{b}_mean']:>7.1f}" for b in buckets))
+    print(f"{arm:>15} " + " ".join(f"{100 * figures[f'{arm}_exact_{b}_mean']:>7.1f}" for b in buckets))
   print("\ntask reward by difficulty bucket (mean over seeds)")
-  print(f"{'arm':>8} " + " ".join(f"{b:>7}" for b in buckets))
+  print(f"{'arm':>15} " + " ".join(f"{b:>7}" for b in buckets))
   for arm in arms:
-    print(f"{arm:>8} " + " ".join(f"{figures[f'{arm}_reward_{b}_mean']:>7.3f}" for b in buckets))
+    print(f"{arm:>15} " + " ".join(f"{figures[f'{arm}_reward_{b}_mean']:>7.3f}" for b in buckets))
   for a, b in PAIRED:
     if f"{a}_minus_{b}_reward_mean" in figures:
       print(
-        f"paired {a} - {b} (per seed): reward {_pm(figures[f'{a}_minus_{b}_reward_mean'], figures[f'{a}_minus_{b}_reward_ci95'], digits=4)}, "
+        f"paired {a} - {b} (per seed): frontier reward "
+        f"{_pm(figures[f'{a}_minus_{b}_frontier_reward_mean'], figures[f'{a}_minus_{b}_frontier_reward_ci95'], digits=4)}, "
+        f"frontier exact {_pm(figures[f'{a}_minus_{b}_frontier_exact_mean'], figures[f'{a}_minus_{b}_frontier_exact_ci95'], 100, 2)} points, "
+        f"overall reward {_pm(figures[f'{a}_minus_{b}_reward_mean'], figures[f'{a}_minus_{b}_reward_ci95'], digits=4)}, "
         f"exact {_pm(figures[f'{a}_minus_{b}_exact_mean'], figures[f'{a}_minus_{b}_exact_ci95'], 100, 2)} points; "
-        f"{a} ahead on reward in {figures[f'{a}_minus_{b}_reward_wins']}/{n} seeds"
+        f"{a} ahead on frontier reward in {figures[f'{a}_minus_{b}_frontier_reward_wins']} seeds"
       )
 
 
@@ -254,6 +314,12 @@ def main():
     "--per-bucket", type=int, default=0, help="held-out prompts per bucket (default: by size)"
   )
   parser.add_argument("--max-train-pairs", type=int, default=-1, help="pairs per round, all arms (0 = all)")
+  parser.add_argument(
+    "--online-seeds", type=int, default=0, help="seeds of the online arms (default: by size)"
+  )
+  parser.add_argument(
+    "--online-steps", type=int, default=0, help="RLOO steps per online arm (default: by size)"
+  )
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
   parser.add_argument("--dir", default="", help=argparse.SUPPRESS)
@@ -270,6 +336,8 @@ def main():
   if unknown:
     parser.error(f"unknown arms {unknown}; known: {list(ARMS)}")
   seeds = args.seeds or size["seeds"]
+  online_seeds = args.online_seeds or size["online_seeds"]
+  online_steps = args.online_steps or size["online_steps"]
   rounds = args.rounds or size["rounds"]
   per_bucket = args.per_bucket or size["per_bucket"]
   max_pairs = size["max_train_pairs"] if args.max_train_pairs < 0 else args.max_train_pairs
@@ -280,7 +348,8 @@ def main():
     overrides = dict(common.TINY_OVERRIDES)
   overrides |= {"eval.per_bucket": per_bucket, "loop.max_train_pairs": max_pairs}
   print(
-    f"curriculum ablation ({size_name}): arms {','.join(arms)}; {seeds} seed(s); {rounds} round(s); "
+    f"curriculum ablation ({size_name}): arms {','.join(arms)}; {seeds} seed(s) offline, {online_seeds} online; "
+    f"{rounds} round(s) offline, {online_steps} RLOO steps online; "
     f"{per_bucket} eval prompts per bucket; max {max_pairs} training pairs per round; overrides {overrides}",
     flush=True,
   )
@@ -288,7 +357,8 @@ def main():
   per_seed = []
   start = time.perf_counter()
   with tempfile.TemporaryDirectory(prefix="eva_ablation_") as tmp:
-    for seed in range(seeds):
+    for seed in range(max(seeds, online_seeds) if any(a in ONLINE_ARMS for a in arms) else seeds):
+      seed_arms = [a for a in arms if seed < (online_seeds if a in ONLINE_ARMS else seeds)]
       result = pathlib.Path(tmp) / f"seed{seed}.json"
       seed_start = time.perf_counter()
       cmd = [
@@ -299,20 +369,23 @@ def main():
         f"--seed={seed}",
         f"--dir={tmp}/seed{seed}",
         f"--result={result}",
-        f"--arms={','.join(arms)}",
+        f"--arms={','.join(seed_arms)}",
         f"--rounds={rounds}",
+        f"--online-steps={online_steps}",
         f"--overrides={json.dumps(overrides)}",
       ]
       # The workers' own output (run lines, progress bars) goes to stderr: stdout stays the table.
       subprocess.run(cmd, check=True, stdout=sys.stderr)
       per_seed.append(json.loads(result.read_text()))
       print(
-        f"seed {seed}: warm start {per_seed[-1]['warmstart_s']:.0f}s, arms "
+        f"seed {seed}: round 0 {per_seed[-1]['warmstart_s']:.0f}s, arms "
         + ", ".join(f"{a} {v['eval']['eval/reward']:.3f}" for a, v in per_seed[-1]["arms"].items())
         + f" (held-out reward); {time.perf_counter() - seed_start:.0f}s",
         flush=True,
       )
   figures = aggregate(per_seed, arms)
+  figures["online_seeds"] = online_seeds if any(a in ONLINE_ARMS for a in arms) else 0
+  figures["online_steps"] = online_steps
   figures["wall_s"] = time.perf_counter() - start
   figures["rounds_per_arm"] = rounds
   figures["max_train_pairs"] = max_pairs

@@ -64,7 +64,7 @@ def paper_settings(config):
   config.solver.optimizer.name = "adamw"  # AdamW.
   config.solver.optimizer.schedule = "cosine"  # Cosine decay.
   config.solver.optimizer.warmup_frac = 0.1  # 10% warmup.
-  config.eval.task = ""  # No task: held-out prompts come from eval.prompts_path.
+  config.task = ""  # No embedded task: held-out prompts come from eval.prompts_path.
   config.eval.prompts_path = ""  # Required: held-out prompts (JSONL {"prompt": ...}).
   config.eval.max_new_tokens = 1024  # Held-out answer tokens.
   config.eval.max_cache_length = 2048  # Prompt + answer tokens.
@@ -98,7 +98,7 @@ def runlocal(config):
   config.solver.max_response_len = 32
   config.solver.batch_size = 16 if config.solver.loss == "rloo" else 8
   config.solver.epochs = 1
-  config.eval.task = "addition"
+  config.task = "addition"  # The embedded task for seeds, reward, evolver and held-out set.
   config.eval.every_rounds = 1
   config.eval.per_bucket = 1
   return config

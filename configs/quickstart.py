@@ -18,11 +18,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   del arg
   config = ml_collections.ConfigDict()
   config.seed = 0  # PRNG seed for init and for every sampled quantity downstream.
+  # The embedded task: seed prompts, graded reward, evolution operators and held-out set. The
+  # sections' own `task` fields ("" = this one) may override it; "" here = no task (real models).
+  config.task = "addition"
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "tiny"  # Architecture name: tiny, small, gemma2_{2b,9b,27b}, gemma3_{1b,4b,12b,27b}.
   config.model.param_dtype = "float32"  # Param dtype: float32 or bfloat16.
-  config.model.checkpoint = ""  # Official Gemma checkpoint directory; "" = random init.
+  config.model.checkpoint = ""  # Official Gemma checkpoint directory; "" = model.init.
+  # Without a checkpoint: base (the embedded task's shipped base model, tiny; eva_jax/tasks/base_model.py)
+  # or random (then loop.warmstart_steps of SFT make a starting model).
+  config.model.init = "base"
   config.model.tokenizer = ""  # Sentencepiece .model path; "" = the embedded tokenizer (tiny/small).
   config.model.logprob_chunk = 128  # Sequence columns unembedded at once in log-prob computations.
 
@@ -51,9 +57,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.loop.old_fraction = 0.2  # Share of a round's training pairs from its old prompts (paper: 0.2).
   config.loop.min_gap = 0.0  # A pair needs best - worst reward above this.
   # ... and its chosen response to score at least this: -inf = off (the paper); 1.0 = exact answers only.
-  config.loop.min_chosen_reward = float("-inf")
+  config.loop.min_chosen_reward = 1.0
   config.loop.max_train_pairs = 0  # Pairs a round trains on at most, drawn at random; 0 = all of them.
-  config.loop.warmstart_steps = 1200  # SFT steps on seed-difficulty reference answers (0 = none).
+  config.loop.warmstart_steps = (
+    0  # SFT steps on seed-difficulty reference answers (0 = none; the base is trained).
+  )
   config.loop.warmstart_batch_size = 64  # SFT batch size.
   config.loop.warmstart_learning_rate = 3e-3  # SFT peak learning rate (cosine, 5% warmup).
   config.loop.checkpoint_keep = 2  # Run checkpoints kept.
@@ -92,7 +100,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.reward = ml_collections.ConfigDict()
   config.reward.kind = "task"  # Reward source: task (programmatic), model (JAX reward model), remote (HTTP).
-  config.reward.task = "addition"  # Task whose graded reward kind=task returns.
+  config.reward.task = ""  # Task whose graded reward kind=task returns; "" = config.task.
   config.reward.batch_size = 64  # Pairs per device call (model) or HTTP request (remote).
   config.reward.nonfinite = "drop"  # NaN/inf reward: drop the response (reported) or fail the round.
   config.reward.checkpoint = ""  # kind=model: directory written by --mode=train_reward_model.
@@ -110,7 +118,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.creator.sample_frac = 0.25  # Fraction of the scored pool drawn for evolution (paper: 0.25).
   config.creator.num_evolutions = 4  # Chained rewrites per drawn prompt, child i the parent of i+1; all kept.
   config.creator.evolver = "task"  # task (the task's own operators) or llm (rewriting by an LLM).
-  config.creator.task = "addition"  # Task whose operators evolver=task uses.
+  config.creator.task = ""  # Task whose operators evolver=task uses; "" = config.task.
   # Evolution method -> weight (drawn per rewrite); {} = uniform over the evolver's methods. The task's
   # methods: add_digit, add_operand, remove_digit (in depth); rephrase, resample (in breadth). The LLM
   # evolver's: add_constraints, deepen, concretize, increase_reasoning, expand (in depth); persona,
@@ -157,8 +165,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # reward source, exact match per difficulty bucket, and answer files for the public benchmarks.
   config.eval = ml_collections.ConfigDict()
   config.eval.every_rounds = 1  # Evaluate after every k-th round and the last one; 0 = only in --mode=eval.
-  config.eval.task = "addition"  # Task whose held-out set and exact-match report are used; "" = none.
-  config.eval.per_bucket = 50  # Held-out task prompts per difficulty bucket (fixed set, easy to hard).
+  config.eval.task = ""  # Task whose held-out set and exact-match report are used; "" = config.task.
+  config.eval.per_bucket = 100  # Held-out task prompts per difficulty bucket (fixed set, easy to hard).
   config.eval.prompts_path = ""  # JSONL/CSV of held-out prompts instead of the task's; "" = the task's.
   config.eval.prompts_field = "prompt"  # JSON key or CSV column holding each held-out prompt.
   config.eval.reference = "round0"  # Win-rate reference: round0 (start params), a checkpoint dir, "" = none.

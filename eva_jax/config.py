@@ -15,6 +15,7 @@ from eva_jax.config_fields import ConfigError
 from eva_jax.config_fields import choice
 from eva_jax.config_fields import get
 from eva_jax.config_fields import integer
+from eva_jax.config_fields import task_of
 from eva_jax.config_fields import wrap
 from eva_jax.creator import config as creator_config
 from eva_jax.evaluation import config as eval_config
@@ -24,13 +25,17 @@ from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
 from eva_jax.rewards import config as reward_config
 from eva_jax.solver import config as solver_config
+from eva_jax.tasks import base_model
+
+MODEL_INITS = ("random", "base")  # params without a checkpoint: random init or the shipped base
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   name: str  # key of architectures.ARCHITECTURES
   param_dtype: str  # "float32" or "bfloat16"
-  checkpoint: str  # official Gemma checkpoint directory; "" = random init
+  checkpoint: str  # official Gemma checkpoint directory; "" = `init`
+  init: str  # without a checkpoint: "random" or "base" (the embedded task's shipped base, tiny only)
   tokenizer: str  # sentencepiece .model path; "" = the embedded tokenizer
   logprob_chunk: int  # columns unembedded at once when computing log-probs
 
@@ -64,6 +69,26 @@ class RunConfig:
   eval: eval_config.EvalConfig
 
 
+# Sections that name a task; "" in one of them means `config.task`, anything else overrides it.
+TASK_FIELDS = ("creator.task", "reward.task", "eval.task")
+
+
+def resolve_task(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` whose `creator.task`, `reward.task` and `eval.task` are filled from `config.task`.
+
+  The task is named once (`config.task`); a section that sets its own task overrides it. `config.task`
+  = "" (the real-model configs) leaves the sections as they are ("" = no task).
+  """
+  out = ml_collections.ConfigDict(
+    config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config
+  )
+  for field in TASK_FIELDS:
+    section = field.split(".")[0]
+    if section in out and "task" in out[section]:
+      out[section]["task"] = task_of(out, section)
+  return out
+
+
 def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
   """Validates `config` for a run on `num_devices` devices and returns the typed `RunConfig`."""
   name = choice(config, "model.name", list(architectures.ARCHITECTURES))
@@ -71,6 +96,7 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
     name=name,
     param_dtype=choice(config, "model.param_dtype", list(architectures.DTYPES)),
     checkpoint=get(config, "model.checkpoint", str),
+    init=choice(config, "model.init", list(MODEL_INITS)),
     tokenizer=get(config, "model.tokenizer", str),
     logprob_chunk=integer(config, "model.logprob_chunk", low=1),
   )
@@ -78,6 +104,11 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
     raise ConfigError(f"config.model.tokenizer: model {name!r} needs the path of its Gemma tokenizer .model")
   if model.tokenizer_kind != "embedded" and not model.checkpoint:
     raise ConfigError(f"config.model.checkpoint: model {name!r} needs the path of its Gemma checkpoint")
+  if model.init == "base" and not model.checkpoint and name != base_model.RECIPE.model:
+    raise ConfigError(
+      f"config.model.init: the shipped base is a {base_model.RECIPE.model!r} model, not {name!r} "
+      "(use init='random' with a warm start, or set model.checkpoint)"
+    )
 
   shape = get(config, "mesh.shape", (dict, ml_collections.ConfigDict))
   for axis in dict(shape):
@@ -108,7 +139,8 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
 
 
 def flatten(config: ml_collections.ConfigDict) -> dict:
-  """{"model.name": "tiny", ...}: the config as dotted paths to plain values."""
+  """{"model.name": "tiny", ...}: the config (tasks resolved) as dotted paths to plain values."""
+  config = resolve_task(config)
   out = {}
 
   def walk(node, prefix):
@@ -118,7 +150,7 @@ def flatten(config: ml_collections.ConfigDict) -> dict:
       else:
         out[f"{prefix}{key}"] = value
 
-  walk(config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config, "")
+  walk(config.to_dict(), "")
   return out
 
 

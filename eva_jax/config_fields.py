@@ -38,6 +38,14 @@ def choice(config, field: str, allowed: Sequence[str]) -> str:
   return value
 
 
+def task_of(config, section: str) -> str:
+  """The task `config.<section>.task` names: its own value, or `config.task` when it is "" (or absent)."""
+  own = get(config, f"{section}.task", str)
+  if own or "task" not in config:
+    return own
+  return get(config, "task", str)
+
+
 def integer(config, field: str, *, low: int, high: int | None = None) -> int:
   value = get(config, field, int)
   if value < low or (high is not None and value > high):

@@ -67,3 +67,26 @@ def test_gemma2_9b_config_parses_once_paths_are_given():
   config.model.tokenizer, config.model.checkpoint = "/t.model", "/ckpt"
   cfg = config_lib.parse(config, num_devices=8)
   assert cfg.model.tokenizer_kind == "gemma2" and cfg.mesh.shape == (1, 2, 4)
+
+
+def test_the_task_is_named_once_and_sections_may_override_it():
+  config = quickstart.get_config()
+  assert config.task == "addition" and config.creator.task == config.reward.task == config.eval.task == ""
+  cfg = config_lib.parse(config, num_devices=8)
+  assert cfg.creator.task == cfg.reward.task == cfg.eval.task == "addition"
+  assert config_lib.flatten(config)["creator.task"] == "addition"  # the resolved name is pinned
+  config.task = "chess"
+  with pytest.raises(config_lib.ConfigError, match=r"config\.(reward|creator)\.task: .*'chess'"):
+    config_lib.parse(config, num_devices=8)
+  config.creator.task = config.reward.task = config.eval.task = "addition"  # each section overrides it
+  assert config_lib.parse(config, num_devices=8).eval.task == "addition"
+
+
+def test_the_shipped_base_needs_the_tiny_model():
+  config = quickstart.get_config()
+  assert config.model.init == "base" and config.loop.warmstart_steps == 0
+  config.model.name = "small"
+  with pytest.raises(config_lib.ConfigError, match="config.model.init: the shipped base is a 'tiny' model"):
+    config_lib.parse(config, num_devices=8)
+  config.model.init = "random"
+  assert config_lib.parse(config, num_devices=8).model.init == "random"

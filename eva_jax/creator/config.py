@@ -157,7 +157,9 @@ def _llm(config, required: bool) -> LLMConfig:
 def parse(config) -> CreatorConfig:
   """Validates `config.creator` (see the module docstring)."""
   evolver = config_lib.choice(config, "creator.evolver", EVOLVERS)
-  task = config_lib.choice(config, "creator.task", list(tasks.TASKS))
+  task = config_lib.task_of(config, "creator")
+  if (task or evolver == "task") and task not in tasks.TASKS:  # "" (no task) is fine for an LLM evolver
+    raise config_lib.ConfigError(f"config.creator.task: {task!r} is not one of {sorted(tasks.TASKS)}")
   return CreatorConfig(
     info_metric=config_lib.choice(config, "creator.info_metric", informativeness.METRICS),
     selection=config_lib.choice(config, "creator.selection", selection.STRATEGIES),

@@ -114,12 +114,14 @@ def _export(config) -> ExportConfig:
 
 def parse(config) -> EvalConfig:
   """Validates `config.eval`; a bad field raises ConfigError naming it."""
-  task = fields.get(config, "eval.task", str)
+  task = fields.task_of(config, "eval")
   if task:
     fields.wrap("eval.task", lambda: get_task(task))
   prompts_path = fields.get(config, "eval.prompts_path", str)
   if not task and not prompts_path:
-    raise fields.ConfigError("config.eval.prompts_path: needed when config.eval.task is empty")
+    raise fields.ConfigError(
+      "config.eval.prompts_path: needed when config.eval.task and config.task are empty"
+    )
   cfg = EvalConfig(
     every_rounds=fields.integer(config, "eval.every_rounds", low=0),
     task=task,

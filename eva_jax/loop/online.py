@@ -150,7 +150,7 @@ def run_online(
   records = ctx.pool.read_generation(generation)
   if stats_restored is not None:
     records = with_pool_stats(records, stats_restored)
-  stats = {}
+  stats, sampled_tokens = {}, 0  # tokens sampled by this process's steps (restarts count from 0)
   for step in range(start_step, loop.steps):
     start = time.perf_counter()
     key = jax.random.fold_in(jax.random.key(cfg.seed), step)
@@ -158,6 +158,7 @@ def run_online(
     idx = _draw(records, num_prompts, loop.draw, rng)
     scored = _score_step(ctx, state.params, records, idx, jax.random.fold_in(key, 0), k)
     varied = np.nanmax(scored.rewards, 1) > np.nanmin(scored.rewards, 1)
+    sampled_tokens += scored.tokens_sampled
     if loop.draw == "dapo":
       for attempt in range(DAPO_TRIES):
         flat = np.flatnonzero(~varied)
@@ -168,6 +169,7 @@ def run_online(
           break
         extra = _score_step(ctx, state.params, records, refill, jax.random.fold_in(key, attempt + 1), k)
         extra_varied = np.nanmax(extra.rewards, 1) > np.nanmin(extra.rewards, 1)
+        sampled_tokens += extra.tokens_sampled
         for slot, j in zip(flat, range(len(refill))):
           if extra_varied[j]:
             idx[slot] = refill[j]
@@ -189,6 +191,7 @@ def run_online(
       "online/dropped_groups": float(np.mean(~keep)),
       "online/pool_size": len(records),
       "online/step_seconds": time.perf_counter() - start,
+      "online/sampled_tokens": sampled_tokens,
     }
     if (
       loop.prompts == "evolve"

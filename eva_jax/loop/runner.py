@@ -22,6 +22,7 @@ from eva_jax.creator import generation as generation_lib
 from eva_jax.creator import pool as pool_lib
 from eva_jax.creator.evolvers import factory as evolver_factory
 from eva_jax.evaluation import config as eval_config
+from eva_jax.evaluation import headline as headline_lib
 from eva_jax.evaluation import heldout
 from eva_jax.evaluation import job
 from eva_jax.loop import metrics as metrics_lib
@@ -150,9 +151,12 @@ def run(
   try:
     summary = _run(cfg, loop, workdir, flat_config, force, stop, *parts)
     summary["seconds"] = time.perf_counter() - start
+    task = tasks.get_task(cfg.eval.task) if cfg.eval.task else None
+    summary["headline"] = headline_lib.headline(summary["rounds"], task, summary["seconds"])
     _write_summary(workdir / "summary.json", summary)
     if distributed.is_main_process():
       _report(_final_report(workdir, cfg.pool.dir, summary["seconds"]))
+      _report(headline_lib.describe(summary["headline"]))
     return summary
   finally:
     writer.close()
@@ -210,11 +214,13 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
     if loop.warmstart_steps:
       params, sft_metrics = _warm_start(cfg, loop, solver, writer, stop)
       _report(f"warm start: {loop.warmstart_steps} SFT steps, final NLL {sft_metrics['nll']:.3f}")
+    elif cfg.model.init == "base" and not cfg.model.checkpoint:
+      _report("starting from the shipped base model (eva_jax/assets/base_tiny.msgpack; no warm start)")
     params_lib.save_params(workdir / "round0", params)
     evaluator = _Evaluator(cfg, solver, reward_source, params, workdir)
     evaluation = evaluator(params, 0, last)
     writer.scalars(0, evaluation)
-    _report(_line("round 0 (after warm start)", {}, evaluation))
+    _report(_line("round 0 (start)", {}, evaluation))
     meta = {"round": 0, "generation": 0, "config": run_state.pinned(flat_config)}
     checkpoints.save(0, params, meta)
     summary = {"rounds": [{"round": 0, "generation": 0, "eval": evaluation}]}

@@ -9,6 +9,7 @@ from eva_jax.models import params as params_lib
 from eva_jax.models import tokenizer as tokenizer_lib
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
+from eva_jax.tasks import base_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,7 +18,7 @@ class SolverModel:
   tokenizer: object  # gm.text.Tokenizer
   model: object  # gm.nn.Transformer
   shardings: dict  # NamedSharding tree of the params
-  params: dict  # sharded params: the official checkpoint, or random init ("" checkpoint)
+  params: dict  # sharded params: the official checkpoint, the shipped base or random init
 
   def describe(self) -> str:
     return (
@@ -39,6 +40,8 @@ def build(cfg) -> SolverModel:
   shardings = params_lib.shardings_for(model, mesh, cfg.mesh.rules)
   if cfg.model.checkpoint:
     params = params_lib.load_gemma_checkpoint(cfg.model.checkpoint, model, shardings)
+  elif cfg.model.init == "base":
+    params = base_model.load_params(model, shardings)
   else:
     params = params_lib.init_params(model, jax.random.key(cfg.seed), shardings)
   return SolverModel(mesh, tokenizer, model, shardings, params)

@@ -79,7 +79,7 @@ def _api_key_env(config) -> str:
 def parse(config) -> RewardConfig:
   """Validates `config.reward`; fields of kinds other than the chosen one are checked for type only."""
   kind = config_lib.choice(config, "reward.kind", KINDS)
-  task = config_lib.get(config, "reward.task", str)
+  task = config_lib.task_of(config, "reward")
   if kind == "task":
     config_lib.wrap("reward.task", lambda: get_task(task))
   checkpoint = config_lib.get(config, "reward.checkpoint", str)

@@ -27,6 +27,8 @@ class Task:
   in_breadth_methods: tuple[str, ...]  # evolve methods that keep it
   seed_prompts: Callable[[int, int], list[str]]  # (num, seed) -> easy, distinct prompts
   eval_prompts: Callable[[int], list[str]]  # per_bucket -> fixed held-out prompts, easy to hard
+  easy_buckets: tuple[str, ...] = ()  # held-out buckets at or below the seeds' difficulty
+  frontier_bucket: str = ""  # the first held-out bucket beyond the seeds' difficulty
 
 
 def _lift(fn: Callable[[addition.Problem], object]) -> Callable[[str], object]:
@@ -55,6 +57,8 @@ ADDITION = Task(
   in_breadth_methods=addition.IN_BREADTH,
   seed_prompts=lambda num, seed: [p.prompt for p in addition.seed_problems(num, seed)],
   eval_prompts=lambda per_bucket: [p.prompt for p in addition.eval_problems(per_bucket)],
+  easy_buckets=addition.EASY_BUCKETS,
+  frontier_bucket=addition.FRONTIER_BUCKET,
 )
 
 TASKS = {task.name: task for task in (ADDITION,)}

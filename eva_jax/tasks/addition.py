@@ -31,6 +31,7 @@ PROMPT_TEMPLATES = (
 RESPONSE_PREFIX = "Reversed sum: "
 MAX_OPERANDS = 4  # evolution never builds more operands than this
 MAX_DIGITS = 8  # ... nor operands longer than this
+SEED_MAX_DIGITS = 2  # seed prompts have two operands of at most this many digits
 PARTIAL_CREDIT = 0.8  # reward of a well-formed answer with every digit wrong-placed is 0; all right is 1
 
 # Methods of `evolve`: in-depth ones change difficulty, in-breadth ones keep it.
@@ -130,7 +131,7 @@ def reward(prompt: str, response: str) -> float:
   return 0.0 if problem is None else grade(problem, response)
 
 
-def _random_operand(rng: np.random.Generator, digits: int) -> int:
+def random_operand(rng: np.random.Generator, digits: int) -> int:
   return int(rng.integers(10 ** (digits - 1) if digits > 1 else 0, 10**digits))
 
 
@@ -138,7 +139,7 @@ def random_problem(rng: np.random.Generator, max_digits: int = 3, num_operands: 
   """A problem with operands of 1..max_digits digits each and a random phrasing."""
   digits = rng.integers(1, max_digits + 1, size=num_operands)
   return Problem(
-    tuple(_random_operand(rng, int(d)) for d in digits), int(rng.integers(len(PROMPT_TEMPLATES)))
+    tuple(random_operand(rng, int(d)) for d in digits), int(rng.integers(len(PROMPT_TEMPLATES)))
   )
 
 
@@ -157,27 +158,27 @@ def evolve(problem: Problem, method: str, rng: np.random.Generator) -> Problem |
     if not candidates:
       return None
     i = int(rng.choice(candidates))
-    ops[i] = _random_operand(rng, sizes[i] + 1)
+    ops[i] = random_operand(rng, sizes[i] + 1)
   elif method == "add_operand":
     if len(ops) >= MAX_OPERANDS:
       return None
-    ops.append(_random_operand(rng, min(sizes)))
+    ops.append(random_operand(rng, min(sizes)))
   elif method == "remove_digit":
     i = int(np.argmax(sizes))
     if sizes[i] == 1:
       return None
-    ops[i] = _random_operand(rng, sizes[i] - 1)
+    ops[i] = random_operand(rng, sizes[i] - 1)
   elif method == "rephrase":
     others = [t for t in range(len(PROMPT_TEMPLATES)) if t != problem.template]
     return Problem(problem.operands, int(rng.choice(others)))
   elif method == "resample":
-    ops = [_random_operand(rng, s) for s in sizes]
+    ops = [random_operand(rng, s) for s in sizes]
   else:
     raise ValueError(f"unknown addition evolution method {method!r}; expected one of {METHODS}")
   return Problem(tuple(ops), problem.template)
 
 
-def seed_problems(num: int, seed: int, max_digits: int = 2) -> list[Problem]:
+def seed_problems(num: int, seed: int, max_digits: int = SEED_MAX_DIGITS) -> list[Problem]:
   """Easy, distinct two-operand problems for a seed pool (deterministic for `seed`)."""
   rng = np.random.default_rng(seed)
   seen, out = set(), []
@@ -193,6 +194,8 @@ def seed_problems(num: int, seed: int, max_digits: int = 2) -> list[Problem]:
 
 # Held-out buckets from the seeds' difficulty to well beyond it: digit counts per operand.
 EVAL_BUCKETS = ((1, 1), (2, 2), (3, 2), (3, 3), (4, 4), (2, 2, 2), (3, 3, 3))
+EASY_BUCKETS = ("1+1", "2+2")  # the held-out buckets at the seeds' difficulty
+FRONTIER_BUCKET = "3+2"  # the first one beyond: one operand a digit longer
 
 
 def eval_problems(per_bucket: int, seed: int = 12345) -> list[Problem]:
@@ -201,7 +204,7 @@ def eval_problems(per_bucket: int, seed: int = 12345) -> list[Problem]:
   out = []
   for bucket in EVAL_BUCKETS:
     for _ in range(per_bucket):
-      operands = tuple(_random_operand(rng, d) for d in bucket)
+      operands = tuple(random_operand(rng, d) for d in bucket)
       out.append(Problem(operands, int(rng.integers(len(PROMPT_TEMPLATES)))))
   return out
 

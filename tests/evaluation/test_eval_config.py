@@ -49,8 +49,11 @@ def test_bad_fields_are_named(field, value, message):
 
 def test_prompts_are_needed_without_a_task():
   config = _quickstart()
+  config.task = ""
   config.eval.task = ""
-  with pytest.raises(ConfigError, match="config.eval.prompts_path: needed when config.eval.task is empty"):
+  with pytest.raises(
+    ConfigError, match="config.eval.prompts_path: needed when config.eval.task and config.task"
+  ):
     eval_config.parse(config)
   config.eval.prompts_path = "/data/heldout.jsonl"
   assert eval_config.parse(config).prompts_path == "/data/heldout.jsonl"

@@ -79,6 +79,16 @@ def test_metrics_summary_and_checkpoint(run_dir):
   assert sum(v for k, v in stats.items() if k.startswith("creator/method/")) == stats["creator/children"]
 
 
+def test_summary_headline_reads_the_frontier_and_easy_buckets(run_dir):
+  summary = json.loads((run_dir / "summary.json").read_text())
+  h, first, last = summary["headline"], summary["rounds"][0]["eval"], summary["rounds"][-1]["eval"]
+  assert h["frontier_bucket"] == "3+2" and h["seconds"] == summary["seconds"] > 0
+  assert h["frontier_exact_round0"] == first["eval/exact_match/3+2"]
+  assert h["frontier_exact_last"] == last["eval/exact_match/3+2"]
+  assert h["frontier_reward_last"] == last["eval/task_reward/3+2"]
+  assert h["easy_exact_last"] == min(last["eval/exact_match/1+1"], last["eval/exact_match/2+2"])
+
+
 def test_end_of_run_report_tables_the_run(run_dir):
   report = runner._final_report(run_dir, "", 1.0)
   summary = json.loads((run_dir / "summary.json").read_text())
