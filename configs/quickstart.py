@@ -58,6 +58,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.loop.min_gap = 0.0  # A pair needs best - worst reward above this.
   # ... and its chosen response to score at least this: -inf = off (the paper); 1.0 = exact answers only.
   config.loop.min_chosen_reward = 1.0
+  # Old prompts with no pair (all responses tie) add (best, best) rows that only the NLL term trains
+  # on: rehearsal of mastered prompts, so frontier pairs do not shift easy ones (not in the paper).
+  config.loop.rehearse = True
   config.loop.max_train_pairs = 0  # Pairs a round trains on at most, drawn at random; 0 = all of them.
   config.loop.warmstart_steps = (
     0  # SFT steps on seed-difficulty reference answers (0 = none; the base is trained).
@@ -89,7 +92,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.solver.max_response_len = 32  # Response tokens.
   config.solver.optimizer = ml_collections.ConfigDict()
   config.solver.optimizer.name = "adamw"  # adamw, rmsprop (the eva authors' SPPO runs) or sgd.
-  config.solver.optimizer.learning_rate = 2e-4  # Peak learning rate.
+  config.solver.optimizer.learning_rate = 5e-5  # Peak learning rate (2e-4 costs easy buckets; RESULTS.md).
   config.solver.optimizer.schedule = "cosine"  # cosine, linear or constant after warmup.
   config.solver.optimizer.warmup_frac = 0.1  # Fraction of steps of linear warmup from 0.
   config.solver.optimizer.weight_decay = 0.0  # AdamW decoupled weight decay.
@@ -100,7 +103,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.reward = ml_collections.ConfigDict()
   config.reward.kind = "task"  # Reward source: task (programmatic), model (JAX reward model), remote (HTTP).
-  config.reward.task = ""  # Task whose graded reward kind=task returns; "" = config.task.
+  # Task whose reward kind=task returns; "" = config.task. addition_exact (1 exact, else 0) lets the
+  # creator's gap tell learnable prompts (some of n right) from hopeless ones; held-out stays graded.
+  config.reward.task = "addition_exact"
   config.reward.batch_size = 64  # Pairs per device call (model) or HTTP request (remote).
   config.reward.nonfinite = "drop"  # NaN/inf reward: drop the response (reported) or fail the round.
   config.reward.checkpoint = ""  # kind=model: directory written by --mode=train_reward_model.
@@ -124,7 +129,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # evolver's: add_constraints, deepen, concretize, increase_reasoning, expand (in depth); persona,
   # shift_in_domain, shift_out_of_domain, mix, abstract (in breadth). Easier and same-difficulty steps
   # keep the pool near the solver's frontier.
-  config.creator.methods = dict(add_digit=0.3, add_operand=0.1, remove_digit=0.2, rephrase=0.2, resample=0.2)
+  config.creator.methods = dict(add_digit=0.25, add_operand=0.0, remove_digit=0.2, rephrase=0.15, resample=0.4)
 
   config.creator.filters = ml_collections.ConfigDict()  # Paper-faithful: all off (bounds 0).
   config.creator.filters.dedup_exact = True  # Drop a new prompt whose text is already in the pool.

@@ -21,6 +21,7 @@ from eva_jax.evaluation.config import ROUND0
 from eva_jax.evaluation.config import EvalConfig
 from eva_jax.models import params as params_lib
 from eva_jax.rewards import nonfinite as nonfinite_lib
+from eva_jax.rewards import task_source
 from eva_jax.sampling import sampler
 from eva_jax.tasks import Task
 from eva_jax.tasks import get_task
@@ -174,7 +175,12 @@ def evaluate(
   report = None
   if task is not None:
     repeated = [p for p in prompts for _ in range(sampling.num_samples)]
-    report = task_report.report(task, repeated, policy.flat_texts, policy.rewards.reshape(-1))
+    # Per-bucket task rewards are the held-out task's own (graded) ones when the run is rewarded by a
+    # task, which may be another (e.g. a binary training reward); a reward model's are its own.
+    own = isinstance(reward_source, task_source.TaskRewardSource)
+    report = task_report.report(
+      task, repeated, policy.flat_texts, None if own else policy.rewards.reshape(-1)
+    )
   return EvalResult(
     prompts=tuple(prompts),
     policy=policy,

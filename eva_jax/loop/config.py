@@ -26,6 +26,7 @@ class LoopConfig:
   old_fraction: float  # share of training pairs drawn from the round's old prompts
   min_gap: float  # a pair needs best - worst reward > min_gap
   min_chosen_reward: float  # a pair needs its chosen (best) response to score at least this
+  rehearse: bool  # old prompts without a pair add (best, best) rows: NLL only (pairs.rehearsal)
   max_train_pairs: (
     int  # pairs a round trains on at most, drawn at random (0 = all); equalises ablation budgets
   )
@@ -63,6 +64,7 @@ def parse(config: ml_collections.ConfigDict) -> LoopConfig:
     old_fraction=number(config, "loop.old_fraction", low=0.0, high=0.99),
     min_gap=number(config, "loop.min_gap", low=0.0),
     min_chosen_reward=_min_chosen(config),
+    rehearse=fields.flag(config, "loop.rehearse"),
     max_train_pairs=integer(config, "loop.max_train_pairs", low=0),
     warmstart_steps=integer(config, "loop.warmstart_steps", low=0),
     warmstart_batch_size=integer(config, "loop.warmstart_batch_size", low=1),

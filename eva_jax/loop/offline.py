@@ -187,6 +187,10 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
     "round/dropped_responses": old.num_dropped,
   }
   old_pairs = pairs_lib.best_vs_worst(old.rewards, ctx.loop.min_gap, ctx.loop.min_chosen_reward)
+  if ctx.loop.rehearse:
+    rehearsed = pairs_lib.rehearsal(old.rewards, ctx.loop.min_chosen_reward)
+    old_pairs = pairs_lib.concat(old_pairs, rehearsed)
+    stats["round/rehearsal_pairs"] = len(rehearsed)
   prompt_ids, chosen_ids, rejected_ids = _pair_ids(old, old_pairs)
   next_generation = generation
   if ctx.loop.prompts == "subset":

@@ -45,6 +45,31 @@ def best_vs_worst(rewards: np.ndarray, min_gap: float = 0.0, min_chosen: float =
   return Pairs(rows[keep], best[keep], worst[keep], gap[keep].astype(np.float32))
 
 
+def rehearsal(rewards: np.ndarray, min_chosen: float = -np.inf) -> Pairs:
+  """(best, best) "pairs" of the prompts that yield no preference pair: every valid response ties.
+
+  A pair whose chosen and rejected are the same response has a DPO-family margin of exactly 0 and
+  no preference gradient; only the solver's chosen-response NLL term trains on it. So these rows
+  rehearse the model's own answers to prompts it has already mastered (an option, off in the paper):
+  training only on frontier pairs can shift behaviour on easy prompts that yield no pairs at all.
+  Rows need at least one valid reward, all valid rewards equal, and the best >= `min_chosen`.
+  """
+  rewards = np.asarray(rewards, np.float64)
+  valid = np.isfinite(rewards)
+  best = np.argmax(np.where(valid, rewards, -np.inf), axis=1)
+  rows = np.arange(len(rewards))
+  high = np.where(valid, rewards, -np.inf).max(axis=1, initial=-np.inf)
+  low = np.where(valid, rewards, np.inf).min(axis=1, initial=np.inf)
+  keep = valid.any(axis=1) & (high == low) & (high >= min_chosen)
+  return Pairs(rows[keep], best[keep], best[keep], np.zeros(int(keep.sum()), np.float32))
+
+
+def concat(a: Pairs, b: Pairs) -> Pairs:
+  return Pairs(
+    *(np.concatenate([getattr(a, f), getattr(b, f)]) for f in ("prompt", "chosen", "rejected", "gap"))
+  )
+
+
 def mix(new: int, old: int, old_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
   """Indices into the new and old pair sets for a training set that is `old_fraction` old pairs.
 

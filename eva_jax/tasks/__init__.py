@@ -61,7 +61,16 @@ ADDITION = Task(
   frontier_bucket=addition.FRONTIER_BUCKET,
 )
 
-TASKS = {task.name: task for task in (ADDITION,)}
+# The same sums with a binary reward (1 exact, else 0). As the training reward it makes the creator's
+# regret proxy separate the learnable frontier (some of n samples right: gap 1) from prompts out of
+# reach (all wrong: gap 0), which graded partial credit blurs; held-out reports can stay graded.
+ADDITION_EXACT = dataclasses.replace(
+  ADDITION,
+  name="addition_exact",
+  reward=lambda prompt, response: float(addition.reward(prompt, response) == 1.0),
+)
+
+TASKS = {task.name: task for task in (ADDITION, ADDITION_EXACT)}
 
 
 def get_task(name: str) -> Task:

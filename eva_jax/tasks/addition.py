@@ -138,9 +138,7 @@ def random_operand(rng: np.random.Generator, digits: int) -> int:
 def random_problem(rng: np.random.Generator, max_digits: int = 3, num_operands: int = 2) -> Problem:
   """A problem with operands of 1..max_digits digits each and a random phrasing."""
   digits = rng.integers(1, max_digits + 1, size=num_operands)
-  return Problem(
-    tuple(random_operand(rng, int(d)) for d in digits), int(rng.integers(len(PROMPT_TEMPLATES)))
-  )
+  return Problem(tuple(random_operand(rng, int(d)) for d in digits), int(rng.integers(len(PROMPT_TEMPLATES))))
 
 
 def evolve(problem: Problem, method: str, rng: np.random.Generator) -> Problem | None:
