@@ -114,14 +114,37 @@ def train_arm(arm: str, solver, cfg, scored: responses_lib.ScoredResponses, seed
   return params, len(pairs)
 
 
+def _value(text: str):
+  """An override's value: a number where it parses as one, else the string."""
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return text
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--quick", action="store_true", help="192 prompts, 50 eval prompts per bucket, 1 seed")
   parser.add_argument("--seeds", type=int, default=0)
+  parser.add_argument("--prompts", type=int, default=0, help="training prompts per kind (default: by size)")
+  parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {','.join(ARMS)}")
+  parser.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    help="quickstart overrides, e.g. solver.optimizer.learning_rate=5e-4",
+  )
   args = parser.parse_args()
-  size = SIZES["quick" if args.quick else "full"]
+  size = dict(SIZES["quick" if args.quick else "full"])
+  size["prompts"] = args.prompts or size["prompts"]
+  arms = [a for a in args.arms.split(",") if a]
+  if unknown := [a for a in arms if a not in ARMS]:
+    parser.error(f"unknown arms {unknown}; known: {list(ARMS)}")
+  overrides = {k: _value(v) for k, _, v in (item.partition("=") for item in args.set)}
   seeds = args.seeds or size["seeds"]
-  cfg = config_lib.parse(common.quickstart_config({}), jax.device_count())
+  cfg = config_lib.parse(common.quickstart_config(overrides), jax.device_count())
   solver = setup.build(cfg)
   reward_source = reward_factory.make_reward_source(cfg.reward, mesh=solver.mesh)
   start = time.perf_counter()
@@ -131,12 +154,12 @@ def main():
   easy = lambda t: min(t[b]["exact"] for b in addition.EASY_BUCKETS)
   base = table(solver.params)
   frontier = addition.FRONTIER_BUCKET
-  results = {arm: [] for arm in ARMS}
+  results = {arm: [] for arm in arms}
   print(
     f"base: {frontier} exact {base[frontier]['exact']:.3f}, easy (worst of {addition.EASY_BUCKETS}) {easy(base):.3f}"
   )
   for seed in range(seeds):
-    for kind in ("frontier", "seed"):
+    for kind in (k for k in ("frontier", "seed") if any(a.endswith(k) for a in arms)):
       problems = training_prompts(kind, size["prompts"], seed)
       scored = _sample(solver, cfg, reward_source, problems, seed)
       rewards = scored.rewards
@@ -145,7 +168,7 @@ def main():
         f"mean exact {(rewards == 1).mean():.2f}, with a spread {(np.ptp(rewards, 1) > 0).mean():.2f}",
         flush=True,
       )
-      for arm in (a for a in ARMS if a.endswith(kind)):
+      for arm in (a for a in arms if a.endswith(kind)):
         params, used = train_arm(arm, solver, cfg, scored, seed)
         after = table(params)
         results[arm].append(
@@ -166,7 +189,7 @@ def main():
       + " ".join(f"{np.mean([r['table'][b]['exact'] for r in results[arm]]):6.3f}" for b in buckets)
     )
   figures = {"seeds": seeds, "base_frontier_exact": base[frontier]["exact"], "base_easy_exact": easy(base)}
-  for arm in ARMS:
+  for arm in arms:
     figures[f"{arm}_frontier_exact"] = float(np.mean([r["frontier"] for r in results[arm]]))
     figures[f"{arm}_easy_exact"] = float(np.mean([r["easy"] for r in results[arm]]))
     figures[f"{arm}_frontier_exact_per_seed"] = [r["frontier"] for r in results[arm]]

@@ -3,10 +3,11 @@
     make quickstart
     # = python -m eva_jax.main --config=configs/quickstart.py --workdir=/tmp/eva_quickstart
 
-Hardware: any CPU; about 4 minutes on 2 cores after the one-time install (1,200 SFT warm-start
-steps take about 3 of them, each offline round about 15 s plus compilation). Runs eva end to end:
-seed pool, warm start, three offline rounds (sample 6, score, creator, DPO + NLL), held-out
-evaluation per difficulty bucket after every round. `configs/quickstart_rloo.py` is the online variant.
+Hardware: any CPU; about 1.5 minutes on 2 cores after the one-time install (each offline round
+about 15 s plus compilation). Runs eva end to end from the shipped base model
+(eva_jax/tasks/base_model.py): seed pool, three offline rounds (sample 6, score, creator, DPO + NLL
++ rehearsal), held-out evaluation per difficulty bucket after every round and a `headline` in
+summary.json. `configs/quickstart_rloo.py` is the online variant.
 """
 
 import ml_collections
@@ -41,10 +42,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # The solver (eva_jax/solver): loss, batching and optimizer. The paper's DPO settings are beta
   # 0.05, lr 5e-7, batch 64, 2 epochs; the tiny model learns on CPU with a larger lr.
-  # The eva loop (eva_jax/loop): an SFT warm start on seed-difficulty sums, then offline rounds.
+  # The eva loop (eva_jax/loop): offline rounds from the base (or from an SFT warm start: model.init=random).
   config.loop = ml_collections.ConfigDict()
   config.loop.mode = "offline"  # offline: rounds of sampling, creator, DPO-family epochs; online: RLOO.
-  config.loop.rounds = 3  # eva rounds after the warm start.
+  config.loop.rounds = 3  # eva rounds.
   # Where each round's prompts come from: evolve (eva); baselines: static (creator off), subset (the
   # informative prompts only, no evolving), fresh (new seed-distribution prompts instead of evolved).
   config.loop.prompts = "evolve"
@@ -129,7 +130,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # evolver's: add_constraints, deepen, concretize, increase_reasoning, expand (in depth); persona,
   # shift_in_domain, shift_out_of_domain, mix, abstract (in breadth). Easier and same-difficulty steps
   # keep the pool near the solver's frontier.
-  config.creator.methods = dict(add_digit=0.25, add_operand=0.0, remove_digit=0.2, rephrase=0.15, resample=0.4)
+  config.creator.methods = dict(
+    add_digit=0.25, add_operand=0.0, remove_digit=0.2, rephrase=0.15, resample=0.4
+  )
 
   config.creator.filters = ml_collections.ConfigDict()  # Paper-faithful: all off (bounds 0).
   config.creator.filters.dedup_exact = True  # Drop a new prompt whose text is already in the pool.

@@ -71,10 +71,13 @@ def test_gemma2_9b_config_parses_once_paths_are_given():
 
 def test_the_task_is_named_once_and_sections_may_override_it():
   config = quickstart.get_config()
-  assert config.task == "addition" and config.creator.task == config.reward.task == config.eval.task == ""
+  assert config.task == "addition" and config.creator.task == config.eval.task == ""
+  assert config.reward.task == "addition_exact"  # the quickstart trains on the binary reward
   cfg = config_lib.parse(config, num_devices=8)
-  assert cfg.creator.task == cfg.reward.task == cfg.eval.task == "addition"
+  assert cfg.creator.task == cfg.eval.task == "addition" and cfg.reward.task == "addition_exact"
   assert config_lib.flatten(config)["creator.task"] == "addition"  # the resolved name is pinned
+  config.reward.task = ""
+  assert config_lib.parse(config, num_devices=8).reward.task == "addition"
   config.task = "chess"
   with pytest.raises(config_lib.ConfigError, match=r"config\.(reward|creator)\.task: .*'chess'"):
     config_lib.parse(config, num_devices=8)

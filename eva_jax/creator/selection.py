@@ -10,8 +10,9 @@ than `k` prompts are scored, all of them are returned.
                        themselves: with min-max weights the least informative prompt weighs 0, and
                        a pool with fewer than k positive weights still yields k prompts.
   greedy               the k largest weights (ties: lower index first)
-  stratified           scored prompts ranked by weight and cut into 10 equal strata (deciles); an
-                       equal share of k drawn uniformly from each, remainders to random strata
+  stratified           scored prompts ranked by weight and cut into 10 equal strata (deciles); each
+                       stratum's share of k (k x its size / n) drawn uniformly from it, the
+                       fractional remainders by systematic sampling: every prompt has chance k / n
   uniform              k uniformly without replacement (the ablation)
 """
 
@@ -45,10 +46,16 @@ def _stratified(weights: np.ndarray, eligible: np.ndarray, k: int, rng) -> np.nd
   sizes = np.array([len(s) for s in strata])
   share = k * sizes / sizes.sum()
   quota = np.floor(share).astype(int)
-  extra = k - quota.sum()
+  extra = int(k - quota.sum())
   if extra:
-    room = np.flatnonzero(quota < sizes)
-    quota[rng.choice(room, size=extra, replace=False)] += 1
+    # Remainders go to strata with probability equal to their fractional shares (systematic
+    # sampling: the fractions sum to `extra` and each is < 1), so every scored prompt is selected
+    # with probability k / n whatever n is; a uniform choice of strata would not do that.
+    fraction = share - quota
+    edges = np.cumsum(fraction)
+    edges[-1] = extra  # the fractions sum to `extra`; pin float drift so every point lands
+    points = rng.random() + np.arange(extra)
+    quota[np.searchsorted(edges, points, side="right")] += 1
   picked = [rng.choice(s, size=q, replace=False) for s, q in zip(strata, quota) if q]
   return np.concatenate(picked) if picked else np.zeros(0, np.int64)
 

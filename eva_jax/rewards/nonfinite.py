@@ -2,7 +2,8 @@
 
 `apply_policy(rewards, policy, prompt_ids)` finds the non-finite rewards and either keeps going
 without them (`"drop"`: returns a keep-mask and a report naming each dropped pair's prompt id, and
-logs a warning) or stops the round (`"fail"`: raises `NonFiniteRewardError` naming them).
+logs a warning) or stops the round (`"fail"`: raises `NonFiniteRewardError` naming them). A call
+whose rewards are all non-finite stops the round under either policy.
 """
 
 from collections.abc import Sequence
@@ -63,6 +64,12 @@ def apply_policy(
   report = find_nonfinite(rewards, prompt_ids)
   if report and policy == "fail":
     raise NonFiniteRewardError(f"{report.describe()} (config.reward.nonfinite='fail')")
+  if report and len(report.indices) == report.total:
+    # Dropping everything would leave a round that learns nothing and averages over nothing.
+    raise NonFiniteRewardError(
+      f"every reward is non-finite, so there is nothing to keep: {report.describe(limit=3)}; "
+      "the reward source is broken (config.reward.nonfinite='drop' drops some rewards, not all)"
+    )
   if report:
     logging.warning("dropping responses: %s", report.describe())
   keep = np.ones(report.total, bool)

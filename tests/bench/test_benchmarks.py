@@ -37,7 +37,7 @@ def results(tmp_path_factory):
     env=_env(),
     capture_output=True,
     text=True,
-    timeout=900,
+    timeout=3600,  # a hang guard only: the smoke run takes 4-8 min, longer on a loaded machine
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   last = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -86,6 +86,18 @@ def test_curriculum_ablation_contract(results):
     assert any(k.startswith(f"{arm}_exact_") and k.endswith("+1_mean") for k in figures)  # per bucket
   assert math.isfinite(figures["gap_minus_static_reward_mean"])
   assert "gap_minus_uniform_reward_mean" not in figures  # uniform was not run
+  # The primary metric (held-out reward beyond the seeds' difficulty) for every arm, online ones too.
+  for arm in ("static", "gap", "online_weighted", "online_uniform"):
+    assert 0 <= figures[f"frontier_reward_{arm}"] <= 1, arm
+  assert figures["gap_minus_static_low"] is None  # one seed: no interval
+  assert (
+    figures["online_weighted_minus_online_uniform_low"]
+    is figures["online_weighted_minus_uniform_low"]
+    is None
+  )
+  assert math.isfinite(figures["online_weighted_minus_online_uniform_frontier_reward_mean"])
+  assert _finite_positive(figures["online_weighted_sampled_tokens"])
+  assert figures["online_seeds"] == 1 and figures["online_steps"] == 4
 
 
 def test_run_all_merges_every_module(results):

@@ -16,11 +16,11 @@ def test_quickstart_sections_parse():
   assert creator == creator_config.CreatorConfig(
     evolver="task",
     methods=(
-      ("add_digit", 0.3),
-      ("add_operand", 0.1),
+      ("add_digit", 0.25),
+      ("add_operand", 0.0),
       ("remove_digit", 0.2),
-      ("rephrase", 0.2),
-      ("resample", 0.2),
+      ("rephrase", 0.15),
+      ("resample", 0.4),
     ),
     filters=creator_config.FilterConfig(min_tokens=1, max_tokens=64),
   )

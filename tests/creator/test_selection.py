@@ -105,6 +105,23 @@ def test_stratified_draws_evenly_from_every_decile(k):
   assert set(per_decile.tolist()) <= {k // 10, k // 10 + 1}
 
 
+@pytest.mark.parametrize("n,k", [(37, 10), (23, 7), (1000, 25), (12, 12)])
+def test_stratified_gives_every_prompt_the_same_chance(n, k):
+  # With n not a multiple of 10 the strata differ in size; each prompt's inclusion probability must
+  # still be exactly k / n (the 9 top-weight prompts of 37 were picked 10% of the time, not 27%).
+  weights = np.linspace(0, 1, n)
+  draws = 4000
+  counts = np.zeros(n)
+  rng = np.random.default_rng(0)
+  for _ in range(draws):
+    picked = selection.select(weights, k, "stratified", rng)
+    assert len(set(picked.tolist())) == k
+    counts[picked] += 1
+  expected = k / n
+  sd = np.sqrt(expected * (1 - expected) / draws)
+  assert np.abs(counts / draws - expected).max() <= 5 * sd + 1e-12, (counts / draws).round(3)
+
+
 @pytest.mark.parametrize(
   "num,frac,expected", [(0, 0.25, 0), (10, 0.25, 3), (4, 0.1, 1), (100, 1.0, 100), (8, 0.25, 2), (7, 0.0, 1)]
 )

@@ -99,6 +99,28 @@ def test_task_report_of_the_evaluation(trained_vs_random, prompts, task):
   assert report.buckets[0].mean_reward == pytest.approx(trained_vs_random.policy.rewards[:PER_BUCKET].mean())
 
 
+def test_a_binary_training_reward_keeps_the_task_report_graded(
+  tiny_model, sft_params, tokenizer, prompts, task
+):
+  # The quickstart trains on addition_exact; its per-bucket held-out rewards stay the graded task's.
+  from eva_jax import tasks
+
+  result = _evaluate(
+    tiny_model,
+    sft_params,
+    tokenizer,
+    prompts,
+    task_source.TaskRewardSource(tasks.get_task("addition_exact")),
+    task=task,
+  )
+  texts = result.policy.flat_texts
+  graded = np.mean([task.reward(p, t) for p, t in zip(prompts, texts)])
+  exact = np.mean([task_report.is_exact(task, p, t) for p, t in zip(prompts, texts)])
+  assert result.task.overall.mean_reward == pytest.approx(graded)
+  assert result.reward.value == pytest.approx(exact)  # the run's own (binary) reward
+  assert graded > exact  # partial credit exists on this model's answers
+
+
 def test_metrics_summary_and_records(trained_vs_random, prompts):
   metrics = trained_vs_random.metrics("eval")
   assert all(isinstance(v, float) for v in metrics.values())

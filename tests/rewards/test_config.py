@@ -22,7 +22,9 @@ def _with(config_fn=quickstart.get_config, **overrides):
 
 def test_quickstart_reward_section_parses():
   cfg = reward_config.parse(quickstart.get_config())
-  assert cfg == reward_config.RewardConfig(kind="task", task="addition", batch_size=64, nonfinite="drop")
+  assert cfg == reward_config.RewardConfig(
+    kind="task", task="addition_exact", batch_size=64, nonfinite="drop"
+  )
 
 
 def test_remote_and_model_settings_parse():

@@ -27,6 +27,14 @@ def test_fail_raises_naming_the_prompt_ids():
     nonfinite.apply_policy(np.float32([1, 2, np.nan]), "fail", prompt_ids=[17, 29, 41])
 
 
+def test_all_nonfinite_stops_even_under_drop():
+  # Dropping every reward would commit a round that learned nothing, with NaN statistics.
+  with pytest.raises(
+    nonfinite.NonFiniteRewardError, match=r"every reward is non-finite.*3 of 3 rewards.*prompt a"
+  ):
+    nonfinite.apply_policy(np.float32([np.nan, np.inf, np.nan]), "drop", prompt_ids=["a", "b", "c"])
+
+
 def test_finite_rewards_pass_untouched_under_both_policies():
   for policy in nonfinite.POLICIES:
     keep, report = nonfinite.apply_policy(np.float32([0.1, -3.0]), policy)

@@ -73,3 +73,13 @@ def test_registry_task_works_on_text():
   assert {task.difficulty(p) for p in held_out} == {"+".join(map(str, b)) for b in addition.EVAL_BUCKETS}
   with pytest.raises(ValueError, match="unknown task 'chess'"):
     tasks.get_task("chess")
+
+
+def test_exact_task_rewards_only_the_exact_answer():
+  exact = tasks.get_task("addition_exact")
+  graded = tasks.get_task("addition")
+  prompt = addition.Problem((123, 45), 2).prompt
+  assert exact.reward(prompt, "Reversed sum: 861") == graded.reward(prompt, "Reversed sum: 861") == 1.0
+  assert graded.reward(prompt, "Reversed sum: 862") > 0 and exact.reward(prompt, "Reversed sum: 862") == 0.0
+  assert exact.frontier_bucket == graded.frontier_bucket == "3+2"
+  assert exact.evolve is graded.evolve and exact.eval_prompts(2) == graded.eval_prompts(2)
