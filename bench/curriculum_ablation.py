@@ -33,9 +33,9 @@ lower ends (`<a>_minus_<b>_low`). Last line: JSON.
 
 Sizes:
   full   6 offline arms x 5 seeds (3 rounds, 192 pairs per round) + 2 online arms x 3 seeds
-         (120 RLOO steps), 100 eval prompts per bucket (700): about 40 minutes on a 2-core CPU
+         (120 RLOO steps), 100 eval prompts per bucket (700): 31 minutes on a 2-core CPU
   quick  static, fresh, uniform, gap x 3 seeds (2 rounds, 128 seed prompts, 128 pairs per round)
-         + online x 3 seeds (40 steps), 40 eval prompts per bucket: about 12 minutes
+         + online x 3 seeds (40 steps), 40 eval prompts per bucket: not yet timed (estimate 12-15 min)
   tiny   static, gap, online_weighted, online_uniform x 1 seed, bench.common.TINY_OVERRIDES, 1 round
 """
 
