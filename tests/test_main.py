@@ -10,6 +10,7 @@ import numpy as np
 from configs import quickstart
 from eva_jax import config as config_lib
 from eva_jax import model_check
+from tests.hang_guard import HANG_GUARD_S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +23,7 @@ def _main(*args):
     env=env,
     capture_output=True,
     text=True,
-    timeout=300,
+    timeout=HANG_GUARD_S,
   )
 
 
@@ -60,7 +61,7 @@ def _train_reward_model(*args):
   flags = ["--config=configs/reward_model.py", "--mode=train_reward_model", *args]
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", TF_CPP_MIN_LOG_LEVEL="2")
   command = [sys.executable, "-m", "eva_jax.main", *flags]
-  return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
 
 
 def test_bad_reward_model_field_exits_naming_it(tmp_path):

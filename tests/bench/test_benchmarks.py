@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from tests.hang_guard import HANG_GUARD_S
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PHASES = ("sampling", "scoring", "creator", "pool_io", "training", "eval", "checkpoint", "other")
 
@@ -37,7 +39,7 @@ def results(tmp_path_factory):
     env=_env(),
     capture_output=True,
     text=True,
-    timeout=3600,  # a hang guard only: the smoke run takes 4-8 min, longer on a loaded machine
+    timeout=HANG_GUARD_S,  # the smoke run takes 4-8 min quiet, 12 under a loaded suite
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   last = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -17,10 +17,11 @@ import pytest
 from eva_jax.rewards import server as server_lib
 from eva_jax.rewards import task_source
 from eva_jax.tasks import get_task
+from tests.hang_guard import HANG_GUARD_S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCHER = os.path.join(ROOT, "launch", "local_multihost.py")
-JOB_TIMEOUT_S = 2400  # a hang guard only: under a loaded suite a 2x2 job took over 840 s
+JOB_TIMEOUT_S = HANG_GUARD_S  # under a loaded suite a 2x2 job took over 840 s
 
 # quickstart run small enough for CPU tests: a short warm start from random init that leaves some
 # graded reward spread, so the rounds have DPO pairs; two rounds (the resume test stops a run between

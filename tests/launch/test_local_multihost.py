@@ -21,12 +21,13 @@ import orbax.checkpoint as ocp
 import pytest
 
 from eva_jax.creator import pool as pool_lib
+from tests.hang_guard import HANG_GUARD_S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCHER = os.path.join(ROOT, "launch", "local_multihost.py")
 
 
-def _launcher(*args, timeout=120):
+def _launcher(*args, timeout=HANG_GUARD_S):
   start = time.monotonic()
   result = subprocess.run(
     [sys.executable, LAUNCHER, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout

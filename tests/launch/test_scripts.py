@@ -10,6 +10,8 @@ import tarfile
 
 import pytest
 
+from tests.hang_guard import HANG_GUARD_S
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TPU_SH = os.path.join(ROOT, "launch", "tpu.sh")
 GPU_SH = os.path.join(ROOT, "launch", "gpu.sh")
@@ -57,7 +59,7 @@ def _tpu(*args, env=None):
     env={**os.environ, **TPU_ENV, **(env or {})},
     capture_output=True,
     text=True,
-    timeout=60,
+    timeout=HANG_GUARD_S,
   )
 
 
@@ -147,7 +149,9 @@ def test_a_git_url_is_cloned_on_every_worker(fake_gcloud):
 @pytest.mark.parametrize("missing", ["PROJECT", "ZONE", "TPU_NAME", "WORKDIR"])
 def test_a_missing_variable_is_named(missing):
   env = {k: v for k, v in {**os.environ, **TPU_ENV}.items() if k != missing}
-  result = subprocess.run(["bash", TPU_SH, "--dry-run"], env=env, capture_output=True, text=True, timeout=60)
+  result = subprocess.run(
+    ["bash", TPU_SH, "--dry-run"], env=env, capture_output=True, text=True, timeout=HANG_GUARD_S
+  )
   assert result.returncode != 0 and f"{missing}: set {missing}" in result.stderr
 
 
@@ -159,7 +163,7 @@ def test_gpu_sh_installs_the_cuda_build_only_when_missing(tmp_path):
       env=env,
       capture_output=True,
       text=True,
-      timeout=60,
+      timeout=HANG_GUARD_S,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
@@ -191,5 +195,5 @@ def test_shell_scripts_pass_shellcheck():
   scripts = [os.path.join(ROOT, "launch", name) for name in sorted(os.listdir(os.path.join(ROOT, "launch")))]
   scripts = [s for s in scripts if s.endswith(".sh")]
   assert len(scripts) >= 2
-  result = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, timeout=60)
+  result = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, timeout=HANG_GUARD_S)
   assert result.returncode == 0, result.stdout

@@ -18,6 +18,7 @@ from eva_jax.loop import metrics
 from eva_jax.loop import preemption
 from eva_jax.loop import run_state
 from eva_jax.loop import runner
+from tests.hang_guard import HANG_GUARD_S
 
 OVERRIDES = {
   "loop.steps": 8,
@@ -85,7 +86,7 @@ def test_online_run_stopped_by_sigterm_saves_its_step_and_resumes_to_the_clean_r
       break
     time.sleep(0.05)
   process.send_signal(signal.SIGTERM)
-  _, err = process.communicate(timeout=300)
+  _, err = process.communicate(timeout=HANG_GUARD_S)
   assert process.returncode == preemption.EXIT_CODE, err[-3000:]
   assert "stopped on SIGTERM after online step" in err and "Traceback" not in err
   saved = run_state.RunCheckpoints(stopped, 2)

@@ -18,6 +18,7 @@ from eva_jax.creator import pool as pool_lib
 from eva_jax.loop import preemption
 from eva_jax.loop import run_state
 from eva_jax.loop import runner
+from tests.hang_guard import HANG_GUARD_S
 
 OVERRIDES = {"loop.rounds": 2, **common.TINY_OVERRIDES}  # the benchmarks' test-sized quickstart, 2 rounds
 
@@ -66,7 +67,7 @@ def _interrupt_in_round_2(workdir, sig):
     time.sleep(0.05)
   assert marker.exists(), "the run never reached round 2"
   process.send_signal(sig)
-  _, err = process.communicate(timeout=300)
+  _, err = process.communicate(timeout=HANG_GUARD_S)
   return process.returncode, err
 
 

@@ -11,10 +11,11 @@ import sys
 
 import nbclient
 import nbformat
+from tests.hang_guard import HANG_GUARD_S
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-CELL_TIMEOUT_S = 900  # the tiny run's cell, on a shared 2-core machine
+CELL_TIMEOUT_S = HANG_GUARD_S  # the tiny run's cell, on a shared 2-core machine
 INLINE = "module://matplotlib_inline.backend_inline"  # headless; figures come back as image/png outputs
 
 

@@ -14,6 +14,7 @@ from eva_jax.rewards import nonfinite
 from eva_jax.rewards import remote
 from eva_jax.rewards import task_source
 from eva_jax.tasks import get_task
+from tests.hang_guard import HANG_GUARD_S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TASK = get_task("addition")
@@ -109,7 +110,7 @@ def test_serve_command_end_to_end_with_a_token(tmp_path):
       remote.RemoteRewardSource(url).score(prompts, responses)
   finally:
     proc.terminate()
-    out, err_text = proc.communicate(timeout=30)
+    out, err_text = proc.communicate(timeout=HANG_GUARD_S)
   logs = line + out + err_text
   assert 'POST /score HTTP/1.1" 200' in logs and '" 401' in logs  # requests were logged...
   assert secret not in logs and secret not in str(err.value)  # ...without the token
