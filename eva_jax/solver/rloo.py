@@ -62,7 +62,9 @@ def rloo_loss(
   shaped = rewards_B - hp.beta * kl_B
   adv_B = jax.lax.stop_gradient(leave_one_out_advantages(shaped, hp.k)) * valid
   if hp.clip_eps > 0:
-    ratio = jnp.exp(policy_lp_BxL - behaviour_lp_BxL)
+    # Masked before the exponential: padding log-probs are arbitrary, and exp of a large difference
+    # there is inf, which a multiply by the mask turns into NaN (inf * 0) in the loss and its gradient.
+    ratio = jnp.exp(jnp.where(response_mask_BxL, policy_lp_BxL - behaviour_lp_BxL, 0.0))
     clipped = jnp.clip(ratio, 1.0 - hp.clip_eps, 1.0 + hp.clip_eps)
     surrogate = jnp.minimum(ratio * adv_B[:, None], clipped * adv_B[:, None])
     loss_B = -(surrogate * mask).sum(-1)

@@ -51,11 +51,11 @@ class Recipe:
   """How the base is trained: model, SFT schedule and the difficulty mix of its training sums."""
 
   model: str = "tiny"  # architecture name (eva_jax/models/architectures.py)
-  steps: int = 4000  # SFT steps
+  steps: int = 3000  # SFT steps
   batch_size: int = 64  # sums per step
   learning_rate: float = 2e-3  # peak (cosine, 5% warmup)
   seed: int = 0  # init and data seed
-  frontier_share: float = 0.06  # share of training sums with one 3-digit operand (the frontier)
+  frontier_share: float = 0.15  # share of training sums with one 3-digit operand (the frontier)
   seed_max_digits: int = 2  # seed difficulty: operands of at most this many digits
 
 

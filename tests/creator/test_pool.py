@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 
 from eva_jax.creator import pool as pool_lib
 from eva_jax.creator import records as records_lib
+from tests.hang_guard import HANG_GUARD_S
 
 TEXTS = [
   "What is 12 + 34?",
@@ -150,7 +151,7 @@ def test_a_crash_mid_write_leaves_the_previous_generation_intact(tmp_path):
     stdout=subprocess.DEVNULL,
     stderr=subprocess.PIPE,
   )
-  deadline = time.monotonic() + 240
+  deadline = time.monotonic() + HANG_GUARD_S
   while not all((root / "marker").exists() for root in roots.values()):
     assert writer.poll() is None, f"writer exited early: {writer.stderr.read().decode()[-2000:]}"
     assert time.monotonic() < deadline, "writer never reached its kill points"

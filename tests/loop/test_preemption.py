@@ -80,7 +80,7 @@ def test_online_run_stopped_by_sigterm_saves_its_step_and_resumes_to_the_clean_r
   )
   # SIGTERM once the first RLOO step is logged: the run stops at a step that is (most likely) not a
   # checkpoint step, so it must save that step itself, with the pool's step-by-step scores.
-  deadline = time.time() + 600
+  deadline = time.time() + HANG_GUARD_S
   while process.poll() is None and time.time() < deadline:
     if any("online/pool_size" in r for r in metrics.read_jsonl(stopped)):
       break

@@ -62,7 +62,7 @@ def _interrupt_in_round_2(workdir, sig):
   # Inside round 2, after its creator committed pool generation 2 (the hardest point: the resumed
   # round must read that generation back instead of writing it again).
   marker = workdir / "pool" / "gen_000002.json"
-  deadline = time.time() + 600
+  deadline = time.time() + HANG_GUARD_S
   while not marker.exists() and process.poll() is None and time.time() < deadline:
     time.sleep(0.05)
   assert marker.exists(), "the run never reached round 2"

@@ -172,6 +172,22 @@ def test_rloo_clipped_gradient_equals_reinforce_on_policy_and_clips_off_policy()
   assert np.all(np.abs(g[~cut][np.asarray(mask)[~cut] > 0]) > 0)
 
 
+def test_rloo_clipped_loss_ignores_padding_log_probs():
+  """Padding positions can hold any log-probs; an overflow there must not reach the loss or its gradient."""
+  rng = np.random.default_rng(6)
+  lp, ref, mask, rewards = (jnp.asarray(x, jnp.float32) for x in _rloo_inputs(rng))
+  valid = jnp.ones(6, bool)
+  hp = rloo.RlooHParams(k=3, beta=0.1, clip_eps=0.2)
+  behaviour = lp - 0.05
+  garbage = jnp.where(mask, behaviour, -1000.0)  # exp(lp - behaviour) = exp(1000) = inf off the response
+  loss_fn = lambda p, b: rloo.rloo_loss(p, ref, b, mask, rewards, valid, hp)[0]
+  np.testing.assert_allclose(loss_fn(lp, garbage), loss_fn(lp, behaviour), rtol=1e-6)
+  grad = jax.grad(lambda p: loss_fn(p, garbage).sum())(lp)
+  assert np.isfinite(np.asarray(grad)).all()
+  np.testing.assert_allclose(grad, jax.grad(lambda p: loss_fn(p, behaviour).sum())(lp), rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(grad)[np.asarray(mask) == 0], 0.0)
+
+
 def test_rloo_padding_groups_and_zero_variance():
   rng = np.random.default_rng(5)
   lp, ref, mask, _ = (jnp.asarray(x, jnp.float32) for x in _rloo_inputs(rng))

@@ -1,5 +1,7 @@
 """The shipped base model: it loads into the tiny architecture and still scores its recorded table."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -37,6 +39,11 @@ def test_recorded_table_has_the_frontier_the_curriculum_needs(record):
 def test_shipped_params_reproduce_the_recorded_table(record):
   table, worst = base_model.check_shipped(record, num_samples=0)
   assert worst <= base_model.TABLE_TOLERANCE, (table, record["table"])
+
+
+def test_the_rebuild_command_uses_the_recorded_recipe(record):
+  """`python -m eva_jax.tasks.base_model` trains `RECIPE`: it must be the recipe the asset came from."""
+  assert dataclasses.asdict(base_model.RECIPE) == record["recipe"]
 
 
 def test_recipe_overrides_are_typed_and_checked():
