@@ -11,10 +11,15 @@ Metrics (`METRICS`), per prompt over its m valid rewards r:
   maxmean   max(r) - mean(r)              room above the solver's average
   var       population variance of r
   mean      mean(r)
-  mean_inv  1 - minmax(mean)              hardest prompts first (min-max over the scored prompts)
-  gap_inv   1 - minmax(gap)
+  mean_inv  -mean                         hardest prompts first
+  gap_inv   -gap                          flattest prompts first
   dts       best - second best            "distance to second": 0 when m == 1
   uniform   1                             every scored prompt equally likely (the ablation)
+
+Every score is a function of the prompt's own rewards only, so it is the same whichever batch it
+was scored with (the online loop scores its batches apart and stores the scores). Weights are drawn
+from the stored scores min-max normalised over the whole pool (`normalise`); for the inverted
+metrics that is 1 - minmax(mean) and 1 - minmax(gap) over the pool, the authors' definition.
 
 The authors' leave-one-out metric is not here: as they wrote it, it averages the deviations of the
 rewards from their own mean, which is identically zero.
@@ -68,17 +73,13 @@ def _dts(rewards: np.ndarray, valid: np.ndarray, stats: dict[str, np.ndarray]) -
     return np.where(stats["n"] > 1, ranked[:, -1] - ranked[:, -2], 0.0)
 
 
-def _inverted(values: np.ndarray) -> np.ndarray:
-  return 1.0 - normalise(values)
-
-
 _SCORES: dict[str, Callable[[np.ndarray, np.ndarray, dict[str, np.ndarray]], np.ndarray]] = {
   "gap": lambda r, v, s: s["max"] - s["min"],
   "maxmean": lambda r, v, s: s["max"] - s["mean"],
   "var": lambda r, v, s: s["std"] ** 2,
   "mean": lambda r, v, s: s["mean"],
-  "mean_inv": lambda r, v, s: _inverted(s["mean"]),
-  "gap_inv": lambda r, v, s: _inverted(s["max"] - s["min"]),
+  "mean_inv": lambda r, v, s: -s["mean"],
+  "gap_inv": lambda r, v, s: -(s["max"] - s["min"]),
   "dts": _dts,
   "uniform": lambda r, v, s: np.ones(len(r)),
 }

@@ -25,10 +25,8 @@ EXPECTED = {
   "maxmean": [0.5, 0.0, 0.4, NAN, 0.0],
   "var": [1 / 6, 0.0, 0.16, NAN, 0.0],
   "mean": [0.5, 0.2, 0.5, NAN, 0.3],
-  # means 0.5, 0.2, 0.5, 0.3 -> min-max 1, 0, 1, 1/3 -> 1 - that
-  "mean_inv": [0.0, 1.0, 0.0, NAN, 2 / 3],
-  # gaps 1, 0, 0.8, 0 -> min-max the same -> 1 - that
-  "gap_inv": [0.0, 1.0, 0.2, NAN, 1.0],
+  "mean_inv": [-0.5, -0.2, -0.5, NAN, -0.3],
+  "gap_inv": [-1.0, 0.0, -0.8, NAN, 0.0],
   "dts": [0.5, 0.0, 0.8, NAN, 0.0],
   "uniform": [1.0, 1.0, 1.0, NAN, 1.0],
 }
@@ -65,6 +63,26 @@ def test_column_order_does_not_matter(metric):
   np.testing.assert_allclose(
     informativeness.score(rewards, None, metric), informativeness.score(rewards[:, perm], None, metric)
   )
+
+
+@pytest.mark.parametrize("metric", informativeness.METRICS)
+def test_a_score_does_not_depend_on_the_batch_it_was_scored_with(metric):
+  """The online loop scores batches apart and stores the scores; weights come from the whole pool."""
+  rng = np.random.default_rng(1)
+  rewards = rng.random((40, 4))
+  apart = np.concatenate(
+    [informativeness.score(rewards[:8], None, metric), informativeness.score(rewards[8:], None, metric)]
+  )
+  np.testing.assert_allclose(apart, informativeness.score(rewards, None, metric), rtol=1e-12)
+
+
+def test_inverted_metrics_weigh_as_one_minus_minmax_over_the_pool():
+  means = np.array([0.5, 0.2, 0.5, 0.3])  # the scored rows of REWARDS
+  weights = informativeness.normalise(informativeness.score(REWARDS, MASK, "mean_inv"))
+  np.testing.assert_allclose(weights, [0.0, 1.0, 0.0, NAN, 2 / 3], atol=1e-12)
+  assert np.allclose(1 - (means - means.min()) / np.ptp(means), weights[[0, 1, 2, 4]])
+  gaps = informativeness.normalise(informativeness.score(REWARDS, MASK, "gap_inv"))
+  np.testing.assert_allclose(gaps, [0.0, 1.0, 0.2, NAN, 1.0], atol=1e-12)
 
 
 def test_dts_uses_the_two_best_rewards():
