@@ -81,7 +81,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.solver.beta = 0.1  # KL anchor (DPO/cDPO/IPO/SPPO/RLOO) or reward scale (SimPO/ORPO).
   config.solver.label_smoothing = 0.0  # cDPO: assumed probability a preference label is flipped.
   config.solver.simpo_gamma = 0.5  # SimPO: target reward margin.
-  config.solver.orpo_lambda = 0.1  # ORPO: weight of the odds-ratio term next to the NLL.
+  config.solver.orpo_lambda = 0.1  # ORPO: weight of the odds-ratio term next to the NLL (TRL's `beta`).
+  config.solver.ipo_per_token = True  # IPO: log-ratios averaged per token (TRL, eva authors); False: sums.
   config.solver.nll_weight = 1.0  # Chosen-response NLL added to DPO-family losses (0 = paper).
   config.solver.rloo_k = 4  # RLOO: samples per prompt.
   config.solver.clip_eps = 0.0  # RLOO: token-level importance clipping; 0 = plain REINFORCE.

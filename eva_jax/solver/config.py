@@ -33,7 +33,7 @@ class SolverConfig:
 
 def parse(config: ml_collections.ConfigDict) -> SolverConfig:
   """Validates `config.solver`; a bad field raises ConfigError naming it."""
-  number, integer = config_lib.number, config_lib.integer
+  number, integer, flag = config_lib.number, config_lib.integer, config_lib.flag
   config_lib.get(config, "solver", ml_collections.ConfigDict)
   loss = config_lib.choice(config, "solver.loss", LOSS_NAMES)
   preference = losses.PreferenceHParams(
@@ -41,6 +41,7 @@ def parse(config: ml_collections.ConfigDict) -> SolverConfig:
     label_smoothing=number(config, "solver.label_smoothing", low=0.0, high=0.5),
     simpo_gamma=number(config, "solver.simpo_gamma", low=0.0),
     orpo_lambda=number(config, "solver.orpo_lambda", low=0.0),
+    ipo_per_token=flag(config, "solver.ipo_per_token"),
   )
   if loss == "cdpo" and preference.label_smoothing == 0:
     raise config_lib.ConfigError("config.solver.label_smoothing: loss 'cdpo' needs label_smoothing > 0")

@@ -44,7 +44,8 @@ class PreferenceHParams:
   beta: float = 0.05  # DPO/cDPO/IPO/SPPO: strength of the reference anchor; SimPO/ORPO: reward scale
   label_smoothing: float = 0.0  # cDPO: assumed probability that a preference label is flipped
   simpo_gamma: float = 0.5  # SimPO: target reward margin gamma
-  orpo_lambda: float = 0.1  # ORPO: weight of the odds-ratio term next to the SFT NLL
+  orpo_lambda: float = 0.1  # ORPO: weight of the odds-ratio term next to the SFT NLL (TRL's `beta`)
+  ipo_per_token: bool = True  # IPO: log-ratios averaged per response token (TRL, the eva authors)
 
 
 def _reference_metrics(logps: PairLogps, chosen: jax.Array, rejected: jax.Array) -> Metrics:
@@ -78,18 +79,28 @@ def dpo(logps: PairLogps, hp: PreferenceHParams) -> tuple[jax.Array, Metrics]:
 def ipo(logps: PairLogps, hp: PreferenceHParams) -> tuple[jax.Array, Metrics]:
   """IPO (Azar et al. 2023, eq. 17): loss = (h - 1/(2 beta))^2, h = (pi_c - ref_c) - (pi_r - ref_r).
 
-  As in the paper's empirical loss, h uses summed sequence log-probs.
+  With `ipo_per_token` (the default) each log-ratio is divided by its response length, as TRL's
+  DPOTrainer and the eva authors' trainer compute IPO, so a config tuned there carries over; without
+  it, h uses summed sequence log-probs as the paper's equation is written (then 1/(2 beta) is a
+  target for the whole sequence and beta needs retuning with the response length).
   """
   chosen, rejected = _implicit_rewards(logps, hp.beta)
-  h = (logps.policy_chosen - logps.ref_chosen) - (logps.policy_rejected - logps.ref_rejected)
+  ratio_c = logps.policy_chosen - logps.ref_chosen
+  ratio_r = logps.policy_rejected - logps.ref_rejected
+  if hp.ipo_per_token:
+    ratio_c = ratio_c / jnp.maximum(logps.len_chosen, 1)
+    ratio_r = ratio_r / jnp.maximum(logps.len_rejected, 1)
+  h = ratio_c - ratio_r
   return (h - 1.0 / (2.0 * hp.beta)) ** 2, _reference_metrics(logps, chosen, rejected)
 
 
 def sppo(logps: PairLogps, hp: PreferenceHParams) -> tuple[jax.Array, Metrics]:
   """SPPO with hard labels (Wu et al. 2024, eq. 4.5 with P(y_w > pi) = 1, P(y_l > pi) = 0; eta = 1/beta).
 
-  loss = (a - 1/(2 beta))^2 + (b + 1/(2 beta))^2 with a = pi_c - ref_c, b = pi_r - ref_r: the form
-  the eva authors ran (TRL's `sppo_hard`).
+  loss = (a - 1/(2 beta))^2 + (b + 1/(2 beta))^2 with a = pi_c - ref_c, b = pi_r - ref_r; TRL's
+  `sppo_hard`. Not the eva/SPPO authors' trainer: theirs takes soft win probabilities p_w, p_l
+  estimated from the reward model, ((a - (p_w - 0.5)/beta)^2 + (b - (p_l - 0.5)/beta)^2) / 2, which
+  at hard labels is half this loss. Pairs here carry no win probabilities.
   """
   chosen, rejected = _implicit_rewards(logps, hp.beta)
   a = logps.policy_chosen - logps.ref_chosen

@@ -1,5 +1,7 @@
 """Preference and RLOO losses against their papers' formulas, edge cases and finite differences."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,6 +26,8 @@ def _reference(name, pc, pr, rc, rr, lc, lr, hp):
     eps = hp.label_smoothing
     return -(1 - eps) * _log_sigmoid(hp.beta * h) - eps * _log_sigmoid(-hp.beta * h)
   if name == "ipo":
+    if hp.ipo_per_token:  # TRL's DPOTrainer: IPO's log-probs are per-token averages
+      h = (pc - rc) / lc - (pr - rr) / lr
     return (h - 1 / (2 * hp.beta)) ** 2
   if name == "sppo":
     return (pc - rc - 1 / (2 * hp.beta)) ** 2 + (pr - rr + 1 / (2 * hp.beta)) ** 2
@@ -57,6 +61,15 @@ def test_loss_matches_paper_formula(name):
   np.testing.assert_allclose(
     metrics["rewards/margin"], metrics["rewards/chosen"] - metrics["rewards/rejected"]
   )
+
+
+def test_ipo_sums_when_asked_and_the_forms_differ():
+  values = _pairs(np.random.default_rng(1))
+  summed = dataclasses.replace(HP, label_smoothing=0.0, ipo_per_token=False)
+  ours, _ = losses.ipo(_logps(*values), summed)
+  np.testing.assert_allclose(np.asarray(ours), _reference("ipo", *values, summed), rtol=2e-5, atol=1e-5)
+  per_token, _ = losses.ipo(_logps(*values), dataclasses.replace(summed, ipo_per_token=True))
+  assert not np.allclose(ours, per_token)  # lengths 1..39: the conventions really differ
 
 
 def test_dpo_metrics_are_implicit_rewards():
