@@ -9,7 +9,7 @@ prompts are dropped first to make room (never the new children nor prompts not y
 Counts of what happened go into `stats` (for metrics) and the log:
   creator/pool_size, creator/scored, creator/selected, creator/requests, creator/children,
   creator/capped, creator/drop/<reason> (evolver), creator/filter/<reason> (filters),
-  creator/info_mean, creator/info_selected_mean, creator/seconds.
+  creator/retries (the HTTP evolver's client retries; absent when none), creator/info_mean, creator/info_selected_mean, creator/seconds.
 """
 
 import collections
@@ -96,6 +96,7 @@ def next_generation(
     },
     "creator/capped": len(records) - len(kept),
     **{f"creator/drop/{k}": v for k, v in sorted(evolution.drops.items())},
+    **({"creator/retries": evolution.retries} if evolution.retries else {}),  # only HTTP evolvers retry
     **{f"creator/filter/{k}": v for k, v in sorted(prompt_filter.counts.items())},
     "creator/info_mean": float(np.nanmean(info)) if scored else float("nan"),
     "creator/info_selected_mean": float(np.mean(info[chosen])) if len(chosen) else float("nan"),

@@ -10,7 +10,8 @@ evolver sends (the given prompt and the method's instruction) and, depending on 
            limit, null content) or, for k = len(GARBAGE), a good rewrite
   flaky    per given prompt: first attempt 429, second 500 (both with retry-after-ms: 10), then OK
   slow     sleeps `delay` seconds, then answers like `rewrite`
-  status   always answers HTTP `status`
+  status   always answers HTTP `status`, its error message echoing the request's Authorization
+           header (as some proxies do)
 
 Every request is recorded (arrival time, Authorization header, JSON body); `max_in_flight` is the
 most requests it was serving at once.
@@ -25,7 +26,19 @@ import pytest
 
 from eva_jax.creator.evolvers import meta_prompts
 
-GARBAGE = ("non_json", "no_choices", "empty", "refusal", "identical", "leak", "truncated", "null_content")
+GARBAGE = (
+  "non_json",
+  "no_choices",
+  "empty",
+  "refusal",
+  "identical",
+  "leak",
+  "truncated",
+  "null_content",
+  "null_message",
+  "legacy_completion",
+  "choices_not_a_list",
+)
 STYLES = (
   "{}",
   'Rewritten prompt: "{}"',
@@ -92,6 +105,12 @@ class ScriptedEndpoint:
       "leak": completion(meta_prompts.GIVEN + given),
       "truncated": completion(given + " and then", "length"),
       "null_content": completion(None),
+      "null_message": {**completion(""), "choices": [{"index": 0, "message": None, "finish_reason": "stop"}]},
+      "legacy_completion": {
+        **completion(""),
+        "choices": [{"index": 0, "text": given, "finish_reason": "stop"}],
+      },
+      "choices_not_a_list": {**completion(""), "choices": {"0": completion(given)["choices"][0]}},
     }.get(GARBAGE[kind])
     body = b"<html>upstream exploded</html>" if payload is None else json.dumps(payload).encode()
     return 200, {}, body
@@ -111,7 +130,8 @@ class ScriptedEndpoint:
       if self.mode == "slow":
         time.sleep(self.delay)
       if self.mode == "status":
-        return self.status, {}, json.dumps({"error": {"message": "nope", "type": "server_error"}}).encode()
+        echo = f"nope (you sent {headers.get('Authorization')})"
+        return self.status, {}, json.dumps({"error": {"message": echo, "type": "server_error"}}).encode()
       if self.mode == "flaky" and attempt < 2:
         return (
           (429, 500)[attempt],

@@ -99,8 +99,11 @@ def test_garbage_answers_are_counted_and_dropped(endpoint):
     "template_leak",
     "truncated",
     "no_content",
+    "no_message",  # "message": null
+    "no_message",  # a legacy completions body: {"text": ...} instead of a message
+    "bad_response",  # "choices" is not a list
   ]
-  assert out.drops == collections.Counter(expected)
+  assert out.drops == collections.Counter(expected) and out.retries == 0
   assert [c.text for c in out.children] == [
     f"p{len(endpoint.garbage_kinds)} Write a haiku about rain. [deepen]"
   ]
@@ -116,6 +119,7 @@ def test_429_and_500_are_retried(endpoint):
     f"{p} [concretize]" for p in ("Name three rivers.", "Name three lakes.")
   ]
   assert sorted(endpoint.attempts.values()) == [3, 3]  # 429, 500, then the answer
+  assert out.retries == 4  # the client's retries are counted (creator/retries)
 
 
 def test_retries_run_out(endpoint):
@@ -135,6 +139,23 @@ def test_http_errors(endpoint, status, attempts):
   )
   assert out.drops == collections.Counter({f"http_{status}": 1})
   assert endpoint.attempts == {"Name a river.": attempts}  # client errors are not retried
+  assert out.retries == attempts - 1
+
+
+def test_error_text_is_logged_without_the_key(endpoint, monkeypatch):
+  secret = "sk-evolver-test-5e1d"
+  monkeypatch.setenv("EVA_TEST_EVOLVER_KEY", secret)
+  endpoint.reset("status", status=400)  # the server echoes the Authorization header in its error
+  config = _llm(endpoint, api_key_env="EVA_TEST_EVOLVER_KEY", max_retries=0)
+  lines = []  # what reaches the logger (log_every_n would skip it after other tests' failures)
+  monkeypatch.setattr(backends.logging, "log_every_n", lambda level, msg, n, *args: lines.append(msg % args))
+  out = _evolver(config).evolve(
+    records_lib.seed_records(["Name a lake."]), generation=1, rng=np.random.default_rng(0)
+  )
+  assert out.drops == collections.Counter(http_400=1)
+  logged = "\n".join(lines)
+  assert "evolver request failed (http_400)" in logged and "you sent Bearer" in logged
+  assert secret not in logged
 
 
 def test_timeouts_are_retried_then_dropped(endpoint):

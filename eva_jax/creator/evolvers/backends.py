@@ -9,7 +9,11 @@ for a single bad request: a request that fails ends as `Completion(None, reason)
   vLLM, ...) with the `openai` client: requests run on a thread pool (`max_concurrency`), their
   starts are spaced by a shared rate limiter, and the client itself retries 429, 5xx, timeouts and
   connection errors with exponential backoff (honouring `Retry-After`); the limiter paces first
-  attempts only, the client's backoff paces retries.
+  attempts only, the client's backoff paces retries. Each completion reports how many HTTP attempts
+  it took (counted by an httpx request hook), so the creator's stats count the client's retries. A
+  200 answer the client cannot use (no `choices` list, a null `message`, a legacy completions
+  body, non-string content) is a dropped completion with its reason, never an exception; error text
+  is scrubbed of the API key before it is logged.
 """
 
 from collections.abc import Sequence
@@ -28,6 +32,7 @@ import tqdm
 
 from eva_jax.creator import config as creator_config
 from eva_jax.models import chat_template
+from eva_jax.rewards import credentials
 from eva_jax.sampling import sampler
 
 
@@ -35,6 +40,7 @@ from eva_jax.sampling import sampler
 class Completion:
   text: str | None  # the model's answer; None when the request failed
   finish: str  # "stop", "length" (cut at max_new_tokens), or why `text` is None
+  attempts: int = 1  # HTTP attempts the request took (1 + the client's retries)
 
 
 class Backend(Protocol):
@@ -110,6 +116,26 @@ def _failure(error: Exception) -> str:
   return "api_error"
 
 
+def _answer(response) -> tuple[str | None, str]:
+  """(text, finish) of a chat-completions response, or (None, why) for a body the client cannot use.
+
+  The client builds its response objects without validating them, so a 200 from a server that
+  speaks another dialect arrives with None or foreign types where the schema says otherwise.
+  """
+  choices = response.choices
+  if not isinstance(choices, list):
+    return None, "bad_response"
+  if not choices:
+    return None, "no_choices"
+  message = getattr(choices[0], "message", None)
+  if message is None:  # `"message": null`, or a legacy completions body ({"text": ...})
+    return None, "no_message"
+  content = getattr(message, "content", None)
+  if not isinstance(content, str):
+    return None, "no_content"
+  return content, "length" if getattr(choices[0], "finish_reason", None) == "length" else "stop"
+
+
 class OpenAIBackend:
   """An OpenAI-compatible chat-completions endpoint (see module docstring)."""
 
@@ -124,13 +150,24 @@ class OpenAIBackend:
       api_key = "none"  # local servers (vLLM) accept any key; the client insists on one
     self.llm = llm
     self.progress = progress
+    self._secret = api_key if llm.api_key_env else None
+    self._attempts = threading.local()  # per worker thread: the sync client sends on the caller's thread
     self.client = openai.OpenAI(
-      base_url=llm.base_url, api_key=api_key, max_retries=llm.max_retries, timeout=llm.timeout_s
+      base_url=llm.base_url,
+      api_key=api_key,
+      max_retries=llm.max_retries,
+      timeout=llm.timeout_s,
+      http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._count_attempt]}),
     )
     self.limiter = RateLimiter(llm.requests_per_second)
 
+  def _count_attempt(self, request) -> None:
+    del request
+    self._attempts.count = getattr(self._attempts, "count", 0) + 1
+
   def _request(self, prompt: str) -> Completion:
     self.limiter.wait()
+    self._attempts.count = 0
     try:
       response = self.client.chat.completions.create(
         model=self.llm.model,
@@ -139,16 +176,13 @@ class OpenAIBackend:
         top_p=self.llm.top_p,
         max_tokens=self.llm.max_new_tokens,
       )
-      choice = response.choices[0] if response.choices else None
+      text, finish = _answer(response)
     except Exception as error:  # one failed request must not end a creator round
       reason = _failure(error)
-      logging.log_every_n(logging.WARNING, "evolver request failed (%s): %s", 20, reason, error)
-      return Completion(None, reason)
-    if choice is None:
-      return Completion(None, "no_choices")
-    if not isinstance(choice.message.content, str):
-      return Completion(None, "no_content")
-    return Completion(choice.message.content, "length" if choice.finish_reason == "length" else "stop")
+      message = credentials.scrub(str(error), self._secret)
+      logging.log_every_n(logging.WARNING, "evolver request failed (%s): %s", 20, reason, message)
+      text, finish = None, reason
+    return Completion(text, finish, max(self._attempts.count, 1))
 
   def complete(self, prompts: Sequence[str], rng: np.random.Generator) -> list[Completion]:
     del rng  # sampling happens on the server

@@ -41,7 +41,7 @@ def evolve_in_chains(
   frontier = list(parents)
   children: list[records_lib.PromptRecord] = []
   drops: collections.Counter = collections.Counter()
-  requests = 0
+  requests = retries = 0
   for _ in range(num_evolutions if frontier else 0):
     drawn = methods.draw(len(frontier), rng)
     partners = _partners(len(frontier), rng)
@@ -53,6 +53,7 @@ def evolve_in_chains(
     if len(outputs) != len(batch):
       raise RuntimeError(f"rewrite step returned {len(outputs)} results for {len(batch)} requests")
     requests += len(batch)
+    retries += sum(out.retries for out in outputs)
     made = [i for i, out in enumerate(outputs) if out.text is not None]
     drops.update(out.reason for out in outputs if out.text is None)
     verdicts = accept([outputs[i].text for i in made]) if accept is not None else [None] * len(made)
@@ -71,7 +72,7 @@ def evolve_in_chains(
       )
       children.append(child)
       frontier[i] = child
-  return protocol.Evolution(children=children, requests=requests, drops=drops)
+  return protocol.Evolution(children=children, requests=requests, drops=drops, retries=retries)
 
 
 @dataclasses.dataclass(frozen=True)

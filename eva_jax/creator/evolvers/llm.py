@@ -29,12 +29,14 @@ def llm_rewrite(backend: backends.Backend, drop_truncated: bool = True) -> proto
         prompts.append(meta_prompts.render(request.method, request.text, request.partner))
     completions = backend.complete(prompts, rng) if prompts else []
     for i, completion in zip(slots, completions, strict=True):
+      retries = completion.attempts - 1
       if completion.text is None:
-        out[i] = protocol.Rewrite(None, completion.finish)
+        out[i] = protocol.Rewrite(None, completion.finish, retries)
       elif completion.finish == "length" and drop_truncated:
-        out[i] = protocol.Rewrite(None, "truncated")
+        out[i] = protocol.Rewrite(None, "truncated", retries)
       else:
-        out[i] = protocol.Rewrite(*meta_prompts.parse_rewrite(completion.text, requests[i].text))
+        text, reason = meta_prompts.parse_rewrite(completion.text, requests[i].text)
+        out[i] = protocol.Rewrite(text, reason, retries)
     return out
 
   return rewrite

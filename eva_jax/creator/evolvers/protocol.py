@@ -32,6 +32,7 @@ class Request:
 class Rewrite:
   text: str | None  # the candidate child, or None
   reason: str = ""  # why there is no candidate (e.g. "refusal", "timeout", "not_applicable")
+  retries: int = 0  # extra attempts the backend made for it (HTTP retries)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Evolution:
   children: list[records_lib.PromptRecord]  # accepted children, in creation order
   requests: int  # rewrites asked for
   drops: collections.Counter  # rewrites with no usable output, by reason (filter drops not included)
+  retries: int = 0  # extra backend attempts over all rewrites (the HTTP client's retries)
 
 
 # One chain step for a batch of requests: returns one Rewrite per request, in order.
