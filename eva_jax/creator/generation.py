@@ -114,16 +114,25 @@ def initial_generation(
   *,
   seed: int,
   count_tokens: Callable[[str], int] | None = None,
+  sample_limit: seeds.PromptLimit | None = None,
 ) -> Generation:
-  """Generation 0: the configured seed prompts, filtered (dedup, empty, ...), as seed records."""
+  """Generation 0: the configured seed prompts, filtered (dedup, empty, ...), as seed records.
+
+  With `sample_limit`, seeds the sampler cannot take are refused first (`seeds.refuse_unfit`, by
+  `pool.on_malformed`: listed and skipped, or the load fails).
+  """
   start = time.perf_counter()
   loaded = seeds.load_seeds(pool_config, task=config.task, seed=seed)
+  too_long = 0
+  if sample_limit is not None:
+    loaded, too_long = seeds.refuse_unfit(loaded, sample_limit, pool_config.on_malformed)
   prompt_filter = filters.PromptFilter(config.filters, (), count_tokens)
   seed_records = records_lib.seed_records(prompt_filter.keep(loaded.prompts))
   stats = {
     "creator/pool_size": len(seed_records),
     "creator/seeds_loaded": len(loaded.prompts),
-    "creator/seeds_malformed": len(loaded.malformed),
+    "creator/seeds_malformed": len(loaded.malformed) - too_long,
+    "creator/seeds_too_long": too_long,
     **{f"creator/filter/{k}": v for k, v in sorted(prompt_filter.counts.items())},
     "creator/seconds": time.perf_counter() - start,
   }

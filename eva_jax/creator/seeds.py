@@ -5,12 +5,19 @@ Face exports); a chat-style value (a list of {"role", "content"} messages) gives
 turn. CSV: a header row and the prompt in column `field`. TFDS: any dataset directory with a text
 feature `field` (e.g. an earlier run's pool generation).
 
-Malformed lines (not UTF-8, not JSON, not an object, field missing, not a string, empty; in CSV
-a wrong number of cells or an empty cell) are collected with their 1-based line numbers. With
-`on_malformed="skip"` they are logged and counted; with "fail" the load raises ValueError listing
-them. Blank lines are not malformed: they are ignored.
+Malformed lines (not UTF-8, not JSON, not an object, field missing, not a string, empty, a
+JSON-escaped lone surrogate that no UTF-8 file can hold; in CSV a wrong number of cells or an empty
+cell) are collected with their 1-based line numbers. With `on_malformed="skip"` they are logged and
+counted; with "fail" the load raises ValueError listing them. Blank lines are not malformed: they
+are ignored. A UTF-8 byte-order mark at the start of either file is not part of the first line.
+
+`refuse_unfit` applies the same policy to seeds the sampler could never answer (longer, with the
+chat template, than the room the KV cache leaves for a prompt), so a run refuses them at generation
+0 instead of failing in round 1 with a workdir it can no longer resume.
 """
 
+import codecs
+from collections.abc import Callable
 from collections.abc import Iterator
 import csv
 import dataclasses
@@ -32,6 +39,19 @@ class SeedLoad:
   prompts: list[str]
   malformed: list[tuple[int, str]]  # (line number, what is wrong), in file order
   source: str = ""
+  lines: list[int] | None = None  # each prompt's line (1-based; for task seeds and TFDS its position)
+
+  def line_numbers(self) -> list[int]:
+    return self.lines if self.lines is not None else list(range(1, len(self.prompts) + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptLimit:
+  """The longest prompt the run can sample: `count(text)` tokens (chat template and BOS included)."""
+
+  count: Callable[[str], int]
+  max_tokens: int
+  what: str  # where the limit comes from, for the message
 
 
 def _prompt_of(value) -> str | None:
@@ -50,6 +70,7 @@ def _prompt_of(value) -> str | None:
 
 def _jsonl_rows(data: bytes, field: str) -> Iterator[tuple[int, str | None, str]]:
   """(line number, prompt or None, problem) for every non-blank line."""
+  data = data.removeprefix(codecs.BOM_UTF8)  # editors on Windows write one; it is not JSON
   for number, line in enumerate(data.split(b"\n"), start=1):
     if not line.strip():
       continue
@@ -71,8 +92,18 @@ def _jsonl_rows(data: bytes, field: str) -> Iterator[tuple[int, str | None, str]
         yield number, None, f"field {field!r} is not a string or a chat with a user turn"
       elif not prompt.strip():
         yield number, None, f"field {field!r} is empty"
+      elif not _utf8_safe(prompt):
+        yield number, None, f"field {field!r} holds a lone surrogate (\\ud800-\\udfff), not text"
       else:
         yield number, prompt, ""
+
+
+def _utf8_safe(text: str) -> bool:
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError:
+    return False
+  return True
 
 
 def _csv_rows(data: bytes, field: str) -> Iterator[tuple[int, str | None, str]]:
@@ -97,21 +128,50 @@ def _csv_rows(data: bytes, field: str) -> Iterator[tuple[int, str | None, str]]:
       yield number, row[column], ""
 
 
+def _report(
+  source: str, malformed: list[tuple[int, str]], on_malformed: str, what: str = "malformed"
+) -> None:
+  """Raises ("fail") or logs ("skip") the listed lines."""
+  if not malformed:
+    return
+  listed = "; ".join(f"line {n}: {p}" for n, p in malformed[:_SHOWN])
+  more = f" (and {len(malformed) - _SHOWN} more)" if len(malformed) > _SHOWN else ""
+  message = f"{source}: {len(malformed)} {what} line(s): {listed}{more}"
+  if on_malformed == "fail":
+    raise ValueError(message)
+  logging.warning("%s; skipped", message)
+
+
 def _collect(rows, source: str, on_malformed: str, limit: int) -> SeedLoad:
-  prompts, malformed = [], []
+  prompts, lines, malformed = [], [], []
   for number, prompt, problem in rows:
     if prompt is None:
       malformed.append((number, problem))
     elif not limit or len(prompts) < limit:
       prompts.append(prompt)
-  if malformed:
-    listed = "; ".join(f"line {n}: {p}" for n, p in malformed[:_SHOWN])
-    more = f" (and {len(malformed) - _SHOWN} more)" if len(malformed) > _SHOWN else ""
-    message = f"{source}: {len(malformed)} malformed line(s): {listed}{more}"
-    if on_malformed == "fail":
-      raise ValueError(message)
-    logging.warning("%s; skipped", message)
-  return SeedLoad(prompts, malformed, source)
+      lines.append(number)
+  _report(source, malformed, on_malformed)
+  return SeedLoad(prompts, malformed, source, lines)
+
+
+def refuse_unfit(load: SeedLoad, limit: PromptLimit, on_malformed: str) -> tuple[SeedLoad, int]:
+  """`load` without the prompts longer than `limit` (reported by line, by the `on_malformed` policy).
+
+  Returns the kept load and how many were refused. Runs on every seed, whatever the filters say: a
+  seed the sampler cannot take would otherwise stop round 1 after the warm start.
+  """
+  kept, lines, unfit = [], [], []
+  for prompt, number in zip(load.prompts, load.line_numbers(), strict=True):
+    tokens = limit.count(prompt)
+    if tokens > limit.max_tokens:
+      unfit.append(
+        (number, f"{tokens} tokens with the chat template; {limit.what} leaves {limit.max_tokens}")
+      )
+    else:
+      kept.append(prompt)
+      lines.append(number)
+  _report(load.source, unfit, on_malformed, "too long")
+  return dataclasses.replace(load, prompts=kept, lines=lines, malformed=load.malformed + unfit), len(unfit)
 
 
 def load_file(

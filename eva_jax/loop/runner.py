@@ -20,6 +20,7 @@ from eva_jax import tasks
 from eva_jax.analysis import curriculum
 from eva_jax.creator import generation as generation_lib
 from eva_jax.creator import pool as pool_lib
+from eva_jax.creator import seeds as seeds_lib
 from eva_jax.creator.evolvers import factory as evolver_factory
 from eva_jax.evaluation import config as eval_config
 from eva_jax.evaluation import headline as headline_lib
@@ -31,6 +32,7 @@ from eva_jax.loop import online
 from eva_jax.loop import preemption as preemption_lib
 from eva_jax.loop import run_state
 from eva_jax.loop import training
+from eva_jax.models import chat_template
 from eva_jax.models import params as params_lib
 from eva_jax.models import setup
 from eva_jax.parallel import distributed
@@ -200,6 +202,15 @@ def _final_report(workdir: epath.Path, pool_dir: str, seconds: float) -> str:
   return "\n".join(lines)
 
 
+def _sample_limit(loop, tokenizer) -> seeds_lib.PromptLimit:
+  """The longest seed the rounds can sample: what the KV cache leaves after the response."""
+  return seeds_lib.PromptLimit(
+    count=lambda text: len(tokenizer.encode(chat_template.format_prompt(text), add_bos=True)),
+    max_tokens=loop.max_cache_length - loop.max_new_tokens,
+    what="config.loop.max_cache_length - config.loop.max_new_tokens",
+  )
+
+
 def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoints, pool, reward_source):
   summary_path = workdir / "summary.json"
   latest = checkpoints.latest()
@@ -207,7 +218,11 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
   if latest is None:
     if pool.latest() is None:
       seeds = generation_lib.initial_generation(
-        cfg.pool, cfg.creator, seed=cfg.seed, count_tokens=lambda text: len(solver.tokenizer.encode(text))
+        cfg.pool,
+        cfg.creator,
+        seed=cfg.seed,
+        count_tokens=lambda text: len(solver.tokenizer.encode(text)),
+        sample_limit=_sample_limit(loop, solver.tokenizer),
       )
       pool.write_generation(0, seeds.records)
     params = solver.params

@@ -1,9 +1,11 @@
 """One creator step end to end (score, select, evolve, filter, pool write/read) and lineage queries."""
 
 import collections
+import dataclasses
 import json
 
 import numpy as np
+import pytest
 
 from eva_jax import tasks
 from eva_jax.creator import config as creator_config
@@ -12,7 +14,9 @@ from eva_jax.creator import informativeness
 from eva_jax.creator import lineage as lineage_lib
 from eva_jax.creator import pool as pool_lib
 from eva_jax.creator import records as records_lib
+from eva_jax.creator import seeds
 from eva_jax.creator.evolvers import factory
+from eva_jax.models import chat_template
 
 ADDITION = tasks.get_task("addition")
 N = 20
@@ -119,6 +123,28 @@ def test_initial_generation_from_jsonl(tmp_path, tokenizer):
   assert [(r.prompt_id, r.text) for r in out.records] == [("g0-0", "Add 1 and 2."), ("g0-1", "Add 3 and 4.")]
   assert out.stats["creator/seeds_malformed"] == 2  # the empty prompt and "oops"
   assert out.stats["creator/filter/near_duplicate"] == 1
+
+
+def test_initial_generation_refuses_seeds_the_sampler_cannot_take(tmp_path, tokenizer):
+  """Checked against the sampler's room whatever the filters' own token bounds say."""
+  path = tmp_path / "seeds.jsonl"
+  texts = ["Add 1 and 2.", "Add " + " and ".join(["12"] * 60) + ".", "Add 3 and 4."]
+  path.write_text("\n".join(json.dumps({"prompt": t}) for t in texts) + "\n")
+  count = lambda t: len(tokenizer.encode(chat_template.format_prompt(t), add_bos=True))  # noqa: E731
+  limit = seeds.PromptLimit(
+    count=count, max_tokens=64, what="config.loop.max_cache_length - config.loop.max_new_tokens"
+  )
+  pool_config = creator_config.PoolConfig(seed_source="jsonl", seed_path=str(path), num_seeds=0)
+  tokens = lambda t: len(tokenizer.encode(t))  # noqa: E731
+  out = generation.initial_generation(pool_config, _config(), seed=0, count_tokens=tokens, sample_limit=limit)
+  assert [r.text for r in out.records] == [texts[0], texts[2]]
+  assert out.stats["creator/seeds_too_long"] == 1 and out.stats["creator/seeds_malformed"] == 0
+  strict = dataclasses.replace(pool_config, on_malformed="fail")
+  with pytest.raises(
+    ValueError,
+    match=r"seeds.jsonl: 1 too long line\(s\): line 2: \d+ tokens with the chat template; config.loop.max_cache_length - config.loop.max_new_tokens leaves 64",
+  ):
+    generation.initial_generation(strict, _config(), seed=0, count_tokens=tokens, sample_limit=limit)
 
 
 def test_rounds_through_the_pool_and_lineage(tmp_path, tokenizer):

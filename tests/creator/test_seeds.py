@@ -44,6 +44,38 @@ def test_jsonl_skip_reports_line_numbers(tmp_path):
   assert reasons[8] == "field 'prompt' is empty" and reasons[11] == "not UTF-8"
 
 
+def test_jsonl_with_a_byte_order_mark_reads_its_first_line(tmp_path):
+  path = tmp_path / "bom.jsonl"
+  path.write_bytes(b"\xef\xbb\xbf" + "\n".join(JSONL_LINES[:2]).encode() + b"\n")
+  load = seeds.load_file(path, "jsonl", on_malformed="fail")
+  assert load.prompts == ["What is 1 + 2?", "Use {prompt} and ${x}"] and load.lines == [1, 2]
+
+
+def test_a_lone_surrogate_is_a_malformed_line_not_a_crash_later(tmp_path):
+  path = _write_jsonl(tmp_path / "s.jsonl", [JSONL_LINES[0], '{"prompt": "half a pair \\ud83d here"}'])
+  load = seeds.load_file(path, "jsonl")
+  assert load.prompts == ["What is 1 + 2?"]
+  assert load.malformed == [(2, "field 'prompt' holds a lone surrogate (\\ud800-\\udfff), not text")]
+  for prompt in load.prompts:
+    prompt.encode("utf-8")  # what the pool write does
+
+
+def test_seeds_too_long_to_sample_are_refused_by_line(tmp_path):
+  lines = [json.dumps({"prompt": p}) for p in ["short one", "x" * 50, "", "another short", "y" * 80]]
+  load = seeds.load_file(_write_jsonl(tmp_path / "long.jsonl", lines), "jsonl")
+  limit = seeds.PromptLimit(count=len, max_tokens=20, what="the cache")
+  kept, refused = seeds.refuse_unfit(load, limit, "skip")
+  assert kept.prompts == ["short one", "another short"] and kept.lines == [1, 4] and refused == 2
+  assert kept.malformed[-2:] == [
+    (2, "50 tokens with the chat template; the cache leaves 20"),
+    (5, "80 tokens with the chat template; the cache leaves 20"),
+  ]
+  with pytest.raises(
+    ValueError, match=r"long.jsonl: 2 too long line\(s\): line 2: 50 tokens.*; line 5: 80 tokens"
+  ):
+    seeds.refuse_unfit(load, limit, "fail")
+
+
 def test_jsonl_fail_lists_the_bad_lines(tmp_path):
   path = _write_jsonl(tmp_path / "seeds.jsonl", JSONL_LINES)
   with pytest.raises(
