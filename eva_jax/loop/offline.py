@@ -13,6 +13,7 @@ was already committed before the crash is read back instead of written again.
 """
 
 import dataclasses
+import math
 import time
 
 from absl import logging
@@ -227,6 +228,7 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
     )
   stats["round/old_pairs"] = len(old_pairs)
   stats["round/train_pairs"] = len(prompt_ids)
+  stats["round/train_steps"] = 0  # optimizer steps this round
   if not prompt_ids:
     logging.warning("round %d: no prompt has any reward spread; no training this round", round_index)
   else:
@@ -245,6 +247,9 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
         on_metrics=ctx.on_metrics,
       )
     stats |= {f"train/{k}": v for k, v in metrics.items()}
+    stats["round/train_steps"] = ctx.cfg.solver.epochs * math.ceil(
+      len(prompt_ids) / ctx.cfg.solver.batch_size
+    )
   tokens = times.seconds.pop("sampled_tokens")
   stats["round/sampled_tokens"] = tokens
   stats |= times.stats()

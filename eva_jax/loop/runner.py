@@ -38,8 +38,6 @@ from eva_jax.models import setup
 from eva_jax.parallel import distributed
 from eva_jax.rewards import factory as reward_factory
 
-ROUND_STEPS = 1_000_000  # TensorBoard step offset per round: distinct, increasing training steps
-
 
 def _report(*args) -> None:
   """Prints on process 0 only: every process runs the same loop, one of them talks."""
@@ -260,7 +258,9 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
   evolver = evolver_factory.build_evolver(
     cfg.creator, model=solver.model, params=params, tokenizer=solver.tokenizer, mesh=solver.mesh
   )
-  step_offset = [0]
+  # TensorBoard axes: train/* on the global optimizer step (summed over rounds, kept in each
+  # checkpoint's meta so a resumed run continues it), round summaries and evals on the round.
+  progress = {"round": meta["round"], "train_steps": meta.get("train_steps", 0)}
   ctx = offline.RoundContext(
     cfg=cfg,
     loop=loop,
@@ -272,15 +272,15 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
     evolver=evolver,
     pool=pool,
     on_metrics=lambda i, m: (
-      writer.scalars(step_offset[0] + i, {f"train/{k}": v for k, v in m.items()}),
-      stop.check(f"round {step_offset[0] // ROUND_STEPS} (redone on resume)"),
+      writer.scalars(progress["train_steps"] + i + 1, {f"train/{k}": v for k, v in m.items()}),
+      stop.check(f"round {progress['round']} (redone on resume)"),
     ),
     stop=stop,
   )
   if loop.mode == "online":
     params = _online(ctx, params, meta, latest, checkpoints, writer, summary, evaluator)
   else:
-    params = _offline(ctx, params, meta, checkpoints, writer, (summary, summary_path), evaluator, step_offset)
+    params = _offline(ctx, params, meta, checkpoints, writer, (summary, summary_path), evaluator, progress)
   return summary
 
 
@@ -289,13 +289,14 @@ def _committed_rounds(rounds: list[dict], last_committed: int) -> list[dict]:
   return [r for r in rounds if r["round"] <= last_committed]
 
 
-def _offline(ctx, params, meta, checkpoints, writer, summary_and_path, evaluator, step_offset):
+def _offline(ctx, params, meta, checkpoints, writer, summary_and_path, evaluator, progress):
   loop, pool = ctx.loop, ctx.pool
   summary, summary_path = summary_and_path
   generation = meta["generation"]
   for round_index in range(meta["round"] + 1, loop.rounds + 1):
-    step_offset[0] = round_index * ROUND_STEPS
+    progress["round"] = round_index
     params, generation, stats = offline.run_round(ctx, params, round_index, generation)
+    progress["train_steps"] += stats["round/train_steps"]
     times = metrics_lib.PhaseTimes()
     with times("eval"):
       evaluation = evaluator(params, round_index, loop.rounds)
@@ -305,11 +306,20 @@ def _offline(ctx, params, meta, checkpoints, writer, summary_and_path, evaluator
     entry = {"round": round_index, "generation": generation, "stats": stats, "eval": evaluation}
     summary["rounds"].append(entry)
     _write_summary(summary_path, summary)  # a stopped or killed run keeps its finished rounds
-    writer.scalars(round_index, stats | evaluation)
+    # train/* of the last step are already on the optimizer-step axis; at step=round they would
+    # step back in time on that series.
+    writer.scalars(round_index, {k: v for k, v in (stats | evaluation).items() if not k.startswith("train/")})
     writer.histogram(round_index, "creator/info", [r.info for r in pool.read_generation(generation)])
     with times("checkpoint"):
       checkpoints.save(
-        round_index, params, {"round": round_index, "generation": generation, "config": meta["config"]}
+        round_index,
+        params,
+        {
+          "round": round_index,
+          "generation": generation,
+          "config": meta["config"],
+          "train_steps": progress["train_steps"],
+        },
       )
     stats |= times.stats()
     writer.scalars(round_index, {"time/checkpoint": stats["time/checkpoint"]})

@@ -79,6 +79,21 @@ def test_metrics_summary_and_checkpoint(run_dir):
   assert sum(v for k, v in stats.items() if k.startswith("creator/method/")) == stats["creator/children"]
 
 
+def test_every_series_moves_forward_on_its_own_axis(run_dir):
+  """train/* on the global optimizer step, round summaries and evals on the round: never backwards."""
+  last_step = {}
+  for record in metrics.read_jsonl(run_dir):
+    if record["kind"] != "scalars":
+      continue
+    for key in record.keys() - {"step", "kind"}:
+      assert record["step"] > last_step.get(key, -1), (key, record["step"], last_step[key])
+      last_step[key] = record["step"]
+  summary = json.loads((run_dir / "summary.json").read_text())
+  train_steps = summary["rounds"][1]["stats"]["round/train_steps"]
+  assert train_steps > 0 and last_step["train/loss"] == train_steps  # steps 1..N of round 1
+  assert run_state.RunCheckpoints(run_dir, 2).meta(1)["train_steps"] == train_steps
+
+
 def test_summary_headline_reads_the_frontier_and_easy_buckets(run_dir):
   summary = json.loads((run_dir / "summary.json").read_text())
   h, first, last = summary["headline"], summary["rounds"][0]["eval"], summary["rounds"][-1]["eval"]
