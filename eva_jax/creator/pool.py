@@ -113,14 +113,20 @@ class Pool:
         raise FileNotFoundError(f"no committed pool generation in {self.root}")
     return generation
 
-  def write_generation(self, generation: int, records: Iterable[records_lib.PromptRecord]) -> epath.Path:
-    """Writes and commits `generation` (process 0), then waits for every process; returns its dataset dir."""
+  def write_generation(
+    self, generation: int, records: Iterable[records_lib.PromptRecord], stats: dict | None = None
+  ) -> epath.Path:
+    """Writes and commits `generation` (process 0), then waits for every process; returns its dataset dir.
+
+    `stats` (the creator's counts for this generation) are kept in the manifest, so a round redone
+    after the commit reports them again (`manifest(generation)["stats"]`).
+    """
     if jax.process_index() == 0:
-      self._write(generation, records)
+      self._write(generation, records, stats or {})
     _barrier(f"eva_pool_generation_{generation}")
     return self.dataset_dir(generation)
 
-  def _write(self, generation: int, records: Iterable[records_lib.PromptRecord]) -> None:
+  def _write(self, generation: int, records: Iterable[records_lib.PromptRecord], stats: dict) -> None:
     if self._manifest_path(generation).exists():
       raise FileExistsError(f"pool generation {generation} is already committed in {self.root}")
     records = iter(records)
@@ -157,6 +163,7 @@ class Pool:
       "dataset_dir": str(epath.Path(builder.data_dir).relative_to(self.root)),
       "num_prompts": num_prompts,
       "written_at": time.time(),
+      "stats": {k: float(v) for k, v in stats.items()},
     }
     staged = self.root / f".gen_{generation:06d}.json.{token}"
     staged.write_text(json.dumps(manifest, indent=1))

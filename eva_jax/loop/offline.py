@@ -90,7 +90,8 @@ def _next_pool(ctx: RoundContext, records, scored, generation: int, rng: np.rand
     logging.info("pool generation %d already committed: reading it back", generation)
     with times("pool_io"):
       new_records = ctx.pool.read_generation(generation)
-    return [r for r in new_records if r.generation == generation], {"creator/reused": 1.0}
+      stats = ctx.pool.manifest(generation).get("stats", {})  # the creator's counts when it was made
+    return [r for r in new_records if r.generation == generation], stats | {"creator/reused": 1.0}
   count_tokens = lambda text: len(ctx.tokenizer.encode(text))
   with times("creator"):
     gen = generation_lib.next_generation(
@@ -105,7 +106,7 @@ def _next_pool(ctx: RoundContext, records, scored, generation: int, rng: np.rand
       max_size=ctx.cfg.pool.max_size,
     )
   with times("pool_io"):
-    ctx.pool.write_generation(generation, gen.records)
+    ctx.pool.write_generation(generation, gen.records, gen.stats)
     # Every process continues from the committed generation (process 0 wrote it): an LLM evolver
     # need not be deterministic across hosts.
     committed = ctx.pool.read_generation(generation)
@@ -117,7 +118,8 @@ def _fresh_pool(ctx: RoundContext, records, scored, generation: int, rng: np.ran
   if generation in ctx.pool.generations():
     with times("pool_io"):
       new_records = ctx.pool.read_generation(generation)
-    return [r for r in new_records if r.generation == generation], {"creator/reused": 1.0}
+      stats = ctx.pool.manifest(generation).get("stats", {})
+    return [r for r in new_records if r.generation == generation], stats | {"creator/reused": 1.0}
   updated = records_lib.with_stats(records, scored.rewards, None, ctx.cfg.creator.info_metric)
   scored_count = int(np.isfinite(records_lib.info_scores(updated)).sum())
   wanted = selection.num_selected(scored_count, ctx.cfg.creator.sample_frac) * ctx.cfg.creator.num_evolutions
@@ -140,13 +142,14 @@ def _fresh_pool(ctx: RoundContext, records, scored, generation: int, rng: np.ran
   # The same `pool.max_size` as eva's generations, so this arm samples a pool of the same size.
   max_size = ctx.cfg.pool.max_size
   kept = generation_lib.cap_pool(updated, max_size - len(children)) if max_size else updated
-  with times("pool_io"):
-    ctx.pool.write_generation(generation, kept + children)
-  return children, {
+  stats = {
     "creator/children": len(children),
     "creator/pool_size": len(kept) + len(children),
     "creator/capped": len(updated) - len(kept),
   }
+  with times("pool_io"):
+    ctx.pool.write_generation(generation, kept + children, stats)
+  return children, stats
 
 
 def _informative_subset(ctx: RoundContext, records, scored, rng: np.random.Generator) -> np.ndarray:

@@ -213,7 +213,7 @@ def run_online(
         count_tokens=lambda text: len(ctx.tokenizer.encode(text)),
         max_size=cfg.pool.max_size,
       )
-      ctx.pool.write_generation(generation, gen.records)
+      ctx.pool.write_generation(generation, gen.records, gen.stats)
       # Continue from the committed generation, as a resumed run and every other process do.
       records = ctx.pool.read_generation(generation)
       stats |= gen.stats

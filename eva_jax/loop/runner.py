@@ -222,7 +222,7 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
         count_tokens=lambda text: len(solver.tokenizer.encode(text)),
         sample_limit=_sample_limit(loop, solver.tokenizer),
       )
-      pool.write_generation(0, seeds.records)
+      pool.write_generation(0, seeds.records, seeds.stats)
     params = solver.params
     if loop.warmstart_steps:
       params, sft_metrics = _warm_start(cfg, loop, solver, writer, stop)

@@ -93,6 +93,14 @@ def test_generation_is_committed_once_and_must_be_sane(tmp_path):
     pool_lib.Pool(tmp_path / "empty").read_generation()
 
 
+def test_the_creator_stats_are_kept_in_the_manifest(tmp_path):
+  pool = pool_lib.Pool(tmp_path)
+  pool.write_generation(0, _records(0), {"creator/children": 7, "creator/drop/refusal": 2})
+  pool.write_generation(1, _records(1))
+  assert pool.manifest(0)["stats"] == {"creator/children": 7.0, "creator/drop/refusal": 2.0}
+  assert pool.manifest(1)["stats"] == {}
+
+
 def test_a_generation_without_its_manifest_is_invisible_and_cleaned_up(tmp_path):
   pool = pool_lib.Pool(tmp_path)
   pool.write_generation(0, _records(0))

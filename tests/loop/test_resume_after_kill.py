@@ -1,6 +1,7 @@
 """A run killed with SIGKILL mid-round, or stopped by SIGTERM, resumes to the same pool generations and
 params as a clean run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -39,7 +40,14 @@ def _final(workdir):
   params, meta = checkpoints.restore(step, None)
   pool = pool_lib.Pool(workdir / "pool")
   texts = {g: [r.text for r in pool.read_generation(g)] for g in pool.generations()}
-  return step, jax.device_get(params), texts
+  last = json.loads((workdir / "summary.json").read_text())["rounds"][-1]["stats"]
+  # The creator's counts of the last round (timings and the reuse marker aside).
+  creator = {
+    k: v
+    for k, v in last.items()
+    if k.startswith("creator/") and k not in ("creator/seconds", "creator/reused")
+  }
+  return step, jax.device_get(params), texts, creator
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +82,12 @@ def _interrupt_in_round_2(workdir, sig):
 def _assert_resumes_to(workdir, clean_run):
   assert run_state.RunCheckpoints(workdir, 2).latest() == 1
   _run_here(workdir)
-  step_a, params_a, texts_a = clean_run
-  step_b, params_b, texts_b = _final(workdir)
+  step_a, params_a, texts_a, creator_a = clean_run
+  step_b, params_b, texts_b, creator_b = _final(workdir)
   assert step_a == step_b == 2
   assert texts_a == texts_b and sorted(texts_a) == [0, 1, 2]
+  # Round 2 was redone from the committed generation: its creator stats come back from the manifest.
+  assert creator_b == creator_a and creator_a["creator/children"] > 0
   jax.tree.map(np.testing.assert_array_equal, params_a, params_b)
 
 
