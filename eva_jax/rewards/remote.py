@@ -184,7 +184,7 @@ class RemoteRewardSource:
         time.sleep(self._delay(attempt - 1, response))
       self._count(requests=1)
       try:
-        response = self._client.post(self.url, json=payload)
+        response = self._post_once(payload)
       except httpx.TimeoutException:
         problem, response = f"timed out after {self.timeout_s}s", None
         continue
@@ -202,6 +202,23 @@ class RemoteRewardSource:
       if response.status_code not in RETRY_STATUS:
         raise self._fail(problem, begin, len(prompts))
     raise self._fail(f"failed {self.max_retries + 1} attempts; last: {problem}", begin, len(prompts))
+
+  def _post_once(self, payload: dict) -> httpx.Response:
+    """One POST whose whole answer must arrive within `timeout_s`.
+
+    httpx's timeouts bound each read, so a server that trickles its answer a byte at a time would
+    hold a request for as long as it likes; the body is streamed against one deadline instead.
+    """
+    deadline = time.monotonic() + self.timeout_s
+    with self._client.stream("POST", self.url, json=payload) as streamed:
+      body = bytearray()
+      for chunk in streamed.iter_bytes():
+        body += chunk
+        if time.monotonic() > deadline:
+          raise httpx.ReadTimeout(f"answer not complete after {self.timeout_s}s", request=streamed.request)
+      return httpx.Response(
+        streamed.status_code, headers=streamed.headers, content=bytes(body), request=streamed.request
+      )
 
   def close(self) -> None:
     self._client.close()

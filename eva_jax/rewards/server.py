@@ -8,6 +8,11 @@ pairs, 500: the source failed); `GET /health` answers `{"status": "ok", "kind": 
 Connections are handled by threads; one batch is scored at a time, since the source owns the
 device. Non-finite rewards go out as `null`. Requests are logged (method, path, status, size),
 never their headers.
+
+Under load and abuse: the listen backlog holds a burst of `LISTEN_BACKLOG` new connections; an
+error answer closes the connection (a body left unread must not be parsed as the next request);
+a negative or over-large `Content-Length` is refused before reading; and a client that stalls
+mid-request is dropped after `read_timeout_s` (the socket's timeout), so it cannot hold a thread.
 """
 
 from collections.abc import Iterator
@@ -25,15 +30,21 @@ from absl import logging
 from eva_jax.rewards import base
 
 MAX_BODY_BYTES = 64 << 20
+LISTEN_BACKLOG = 128  # socketserver's default of 5 reset 11 of 32 simultaneous new connections
+READ_TIMEOUT_S = 60.0  # a stalled client is dropped after this long without a byte
 
 
 class RewardServer(http.server.ThreadingHTTPServer):
   """A `ThreadingHTTPServer` holding the source it serves."""
 
   daemon_threads = True
+  request_queue_size = LISTEN_BACKLOG
 
-  def __init__(self, address, source, *, kind: str, api_key: str | None, max_pairs: int):
-    super().__init__(address, _Handler)
+  def __init__(
+    self, address, source, *, kind: str, api_key: str | None, max_pairs: int, read_timeout_s: float
+  ):
+    handler = type("Handler", (_Handler,), {"timeout": read_timeout_s})  # per-server socket timeout
+    super().__init__(address, handler)
     self.source = source
     self.kind = kind
     self.api_key = api_key
@@ -51,10 +62,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   protocol_version = "HTTP/1.1"  # keep-alive: the client reuses its connections
 
   def _send(self, status: int, body: dict) -> None:
+    """Answers; an error answer also closes the connection (its request body may be unread)."""
     data = json.dumps(body).encode()
     self.send_response(status)
     self.send_header("Content-Type", "application/json")
     self.send_header("Content-Length", str(len(data)))
+    if status >= 400:
+      self.send_header("Connection", "close")
+      self.close_connection = True
     self.end_headers()
     self.wfile.write(data)
 
@@ -70,6 +85,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       length = int(self.headers.get("Content-Length", ""))
     except ValueError:
       raise ValueError("a Content-Length header is required") from None
+    if length < 0:
+      raise ValueError(f"Content-Length must be >= 0, got {length}")
     if length > MAX_BODY_BYTES:
       raise OverflowError(f"body of {length} bytes exceeds {MAX_BODY_BYTES}")
     try:
@@ -149,6 +166,9 @@ def make_server(
   kind: str = "",
   api_key: str | None = None,
   max_pairs: int = 4096,
+  read_timeout_s: float = READ_TIMEOUT_S,
 ) -> RewardServer:
   """A bound, not yet serving, server (port 0 = a free port; see `.url`). Run `serve_forever()`."""
-  return RewardServer((host, port), source, kind=kind, api_key=api_key, max_pairs=max_pairs)
+  return RewardServer(
+    (host, port), source, kind=kind, api_key=api_key, max_pairs=max_pairs, read_timeout_s=read_timeout_s
+  )

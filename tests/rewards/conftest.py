@@ -32,6 +32,7 @@ class Reply:
   body: object = None  # None: a correct answer (one reward per pair: the response's length)
   delay_s: float = 0.0
   headers: dict = dataclasses.field(default_factory=dict)
+  trickle_s: float = 0.0  # > 0: the body is sent one byte at a time, this long apart
 
 
 class ScriptedServer(http.server.ThreadingHTTPServer):
@@ -81,7 +82,13 @@ class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
         self.send_header(key, value)
       self.send_header("Content-Length", str(len(data)))
       self.end_headers()
-      self.wfile.write(data)
+      if reply.trickle_s:
+        for i in range(len(data)):
+          self.wfile.write(data[i : i + 1])
+          self.wfile.flush()
+          time.sleep(reply.trickle_s)
+      else:
+        self.wfile.write(data)
     except (BrokenPipeError, ConnectionResetError):
       pass  # the client gave up (timeout)
     finally:

@@ -18,9 +18,15 @@ PROMPTS = TASK.seed_prompts(10, 5)
 RESPONSES = [TASK.reference(p) if i % 3 else "Reversed sum: 12" for i, p in enumerate(PROMPTS)]
 
 
-def reply(status=200, body=None, delay_s=0.0, headers=None) -> dict:
+def reply(status=200, body=None, delay_s=0.0, headers=None, trickle_s=0.0) -> dict:
   """A scripted server's answer (body None: one correct reward per pair, the response's length)."""
-  return {"status": status, "body": body, "delay_s": delay_s, "headers": headers or {}}
+  return {
+    "status": status,
+    "body": body,
+    "delay_s": delay_s,
+    "headers": headers or {},
+    "trickle_s": trickle_s,
+  }
 
 
 def _client(url, **kwargs):
@@ -88,6 +94,14 @@ def test_slow_server_times_out(scripted):
   with pytest.raises(remote.RewardServerError, match="failed 2 attempts; last: timed out after 0.2s"):
     client.score(PROMPTS, RESPONSES)
   assert len(server.requests) == 2
+
+
+def test_timeout_bounds_the_whole_answer_not_each_read(scripted):
+  """A server trickling its answer a byte every 0.1 s never trips a per-read timeout of 0.5 s."""
+  server = scripted(reply(trickle_s=0.1))
+  client = _client(server.url, batch_size=10, timeout_s=0.5, max_retries=0)
+  with pytest.raises(remote.RewardServerError, match="timed out after 0.5s"):
+    client.score(PROMPTS, RESPONSES)
 
 
 @pytest.mark.parametrize(

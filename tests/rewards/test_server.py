@@ -1,6 +1,8 @@
 """Our reward server: protocol answers, auth, NaN as null, and the `python -m eva_jax.rewards.serve` command."""
 
+import concurrent.futures
 import os
+import socket
 import subprocess
 import sys
 
@@ -114,3 +116,56 @@ def test_serve_command_end_to_end_with_a_token(tmp_path):
   logs = line + out + err_text
   assert 'POST /score HTTP/1.1" 200' in logs and '" 401' in logs  # requests were logged...
   assert secret not in logs and secret not in str(err.value)  # ...without the token
+
+
+def _raw(url: str, data: bytes) -> socket.socket:
+  """A socket to the server at `url` that has sent `data` (the test reads the answer itself)."""
+  host, port = url.removeprefix("http://").split("/")[0].split(":")
+  sock = socket.create_connection((host, int(port)))
+  sock.settimeout(HANG_GUARD_S)  # a hang guard: each read below is answered (or closed) at once
+  sock.sendall(data)
+  return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+  chunks = []
+  while chunk := sock.recv(65536):
+    chunks.append(chunk)
+  return b"".join(chunks)
+
+
+def test_an_error_answer_closes_the_connection_and_never_reads_the_body_as_a_request(serve):
+  server = serve(task_source.TaskRewardSource(TASK), api_key="right-token")
+  smuggled = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"  # the unread body looks like a request
+  head = f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: {len(smuggled)}\r\n\r\n".encode()
+  with _raw(server.url, head + smuggled) as sock:
+    answer = _read_all(sock)  # returns once the server closes the connection
+  assert answer.startswith(b"HTTP/1.1 401") and b"Connection: close" in answer
+  assert answer.count(b"HTTP/1.1") == 1  # the health check inside the body was not served
+
+
+@pytest.mark.parametrize("length", ["-1", "99999999999"])
+def test_a_bad_content_length_is_refused_before_reading(task_server, length):
+  head = f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode()
+  with _raw(task_server.url, head) as sock:  # no body follows: reading it would hang
+    answer = _read_all(sock)
+  status = b"400" if length == "-1" else b"413"
+  assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+
+
+def test_a_stalled_client_is_dropped_after_the_read_timeout(serve):
+  server = serve(task_source.TaskRewardSource(TASK), read_timeout_s=0.5)
+  with _raw(server.url, b"POST /score HTTP/1.1\r\nContent-") as sock:  # ...and nothing more
+    assert _read_all(sock) == b""  # the server closed the connection: its thread is free again
+
+
+def test_a_burst_of_new_connections_is_served(task_server):
+  assert task_server.request_queue_size >= 64
+  pairs = {"prompts": ["What is 2 + 40?"], "responses": ["Reversed sum: 24"]}
+
+  def one(_):
+    return httpx.post(task_server.url, json=pairs).json()
+
+  with concurrent.futures.ThreadPoolExecutor(64) as pool:
+    answers = list(pool.map(one, range(64)))
+  assert answers == [{"rewards": [1.0]}] * 64
