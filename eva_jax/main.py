@@ -1,4 +1,10 @@
-"""Entry point: `python -m eva_jax.main --config=configs/X.py --workdir=DIR [--config.a.b=v]`."""
+"""Entry point: `python -m eva_jax.main --config=configs/X.py --workdir=DIR [--config.a.b=v]`.
+
+Every failure a user can cause ends in one line on stderr, `eva_jax: <what was wrong and where>`,
+and a non-zero exit: bad config values, missing files, a work directory that is a file or cannot be
+written (checked before any model is built), unreachable servers, damaged state files or
+checkpoints. `--verbose` (or EVA_VERBOSE=1) shows the full traceback instead.
+"""
 
 import os
 import sys
@@ -13,6 +19,7 @@ from ml_collections import config_flags
 
 from eva_jax import config as config_lib
 from eva_jax import model_check
+from eva_jax import state_files
 from eva_jax.loop import preemption
 from eva_jax.loop import runner
 from eva_jax.parallel import distributed
@@ -43,7 +50,26 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 
 _PLAN_TOPOLOGY = flags.DEFINE_string(
   "plan_topology", "v5e-64", "--mode=plan: v5e-64, v5p-128, h100-8, 64x16 ..."
 )
+_VERBOSE = flags.DEFINE_bool(
+  "verbose", False, "On an error, show the full traceback, not one line (also EVA_VERBOSE=1)."
+)
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _one_line(error: BaseException) -> str:
+  """`eva_jax: ...` for an error: its message's first line (library messages run to 150 lines)."""
+  lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+  first = lines[0] if lines else ""
+  if isinstance(error, ValueError | FileNotFoundError) and first:
+    message = first  # our own errors: the message names what and where
+  else:
+    message = f"{type(error).__name__}: {first}" if first else type(error).__name__
+  more = f" (+{len(lines) - 1} more lines; --verbose shows them)" if len(lines) > 1 else ""
+  return f"eva_jax: {message[:1000]}{more}"
+
+
+def _verbose() -> bool:
+  return _VERBOSE.value or os.environ.get("EVA_VERBOSE", "") not in ("", "0")
 
 
 def main(argv):
@@ -69,24 +95,25 @@ def main(argv):
     training = reward_config.parse_training(_CONFIG.value) if _MODE.value == "train_reward_model" else None
   except config_lib.ConfigError as e:
     sys.exit(f"eva_jax: invalid config: {e}")
-  if training is not None:
-    reward_train_job.run(cfg, training, _WORKDIR.value, _CONFIG.value)
-  elif _MODE.value == "check":
-    model_check.run(cfg, _WORKDIR.value)
-  elif _MODE.value == "eval":
-    try:
+  try:
+    if _MODE.value != "eval":  # eval reads an existing run; the others write into the directory
+      state_files.check_workdir(_WORKDIR.value)
+    if training is not None:
+      reward_train_job.run(cfg, training, _WORKDIR.value, _CONFIG.value)
+    elif _MODE.value == "check":
+      model_check.run(cfg, _WORKDIR.value)
+    elif _MODE.value == "eval":
       runner.evaluate_run(cfg, _WORKDIR.value)
-    except (ValueError, FileNotFoundError) as e:
-      sys.exit(f"eva_jax: {e}")
-  else:
-    try:
+    else:
       runner.run(cfg, cfg.loop, _WORKDIR.value, config_lib.flatten(_CONFIG.value), force=_FORCE.value)
-    except ValueError as e:
-      sys.exit(f"eva_jax: {e}")
-    except preemption.Preempted as e:
-      if distributed.is_main_process():
-        print(f"eva_jax: stopped on SIGTERM {e}; rerun the same command to resume", file=sys.stderr)
-      sys.exit(preemption.EXIT_CODE)
+  except preemption.Preempted as e:
+    if distributed.is_main_process():
+      print(f"eva_jax: stopped on SIGTERM {e}; rerun the same command to resume", file=sys.stderr)
+    sys.exit(preemption.EXIT_CODE)
+  except Exception as e:  # one line for the user; the traceback on request
+    if _verbose():
+      raise
+    sys.exit(_one_line(e))
 
 
 if __name__ == "__main__":

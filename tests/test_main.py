@@ -35,6 +35,30 @@ def test_bad_config_value_exits_with_one_line_naming_the_field(tmp_path):
   assert not (tmp_path / "params").exists()
 
 
+def test_a_workdir_that_is_a_file_is_refused_in_one_line_before_the_model_is_built(tmp_path):
+  workdir = tmp_path / "run"
+  workdir.write_text("not a directory")
+  result = _main(f"--workdir={workdir}")
+  assert result.returncode != 0
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
+  assert lines[-1] == f"eva_jax: --workdir {workdir} is a file, not a directory"
+  assert "Traceback" not in result.stderr
+
+
+def test_a_missing_seed_file_is_one_line_and_verbose_shows_the_traceback(tmp_path):
+  flags = (
+    f"--workdir={tmp_path / 'run'}",
+    "--config.pool.seed_source=jsonl",
+    f"--config.pool.seed_path={tmp_path / 'no.jsonl'}",
+  )
+  result = _main(*flags)
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+  assert last.startswith("eva_jax: ") and "no.jsonl" in last
+  verbose = _main(*flags, "--verbose")
+  assert verbose.returncode != 0 and "Traceback" in verbose.stderr and "no.jsonl" in verbose.stderr
+
+
 def test_wrong_type_on_the_command_line_is_refused(tmp_path):
   result = _main(f"--workdir={tmp_path}", "--config.seed=abc")
   assert result.returncode != 0

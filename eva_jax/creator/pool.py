@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from eva_jax import state_files
 from eva_jax.creator import records as records_lib
 
 NAME = "eva_pool"
@@ -99,7 +100,7 @@ class Pool:
     path = self._manifest_path(generation)
     if not path.exists():
       raise FileNotFoundError(f"pool generation {generation} is not committed in {self.root}")
-    return json.loads(path.read_text())
+    return state_files.read_json(path)
 
   def dataset_dir(self, generation: int | None = None) -> epath.Path:
     """The TFDS dataset directory of a committed generation (default: the latest)."""

@@ -16,6 +16,7 @@ from etils import epath
 import flax
 import jax
 
+from eva_jax import state_files
 from eva_jax import tasks
 from eva_jax.analysis import curriculum
 from eva_jax.creator import generation as generation_lib
@@ -248,7 +249,7 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
     if cfg.eval.reference == eval_config.ROUND0:
       round0 = params_lib.restore_params(workdir / "round0", solver.model, solver.shardings)
     evaluator = _Evaluator(cfg, solver, reward_source, round0, workdir)
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"rounds": []}
+    summary = state_files.read_json(summary_path) if summary_path.exists() else {"rounds": []}
     if loop.mode == "offline":
       summary["rounds"] = _committed_rounds(summary["rounds"], meta["round"])
     _report(

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding
 import orbax.checkpoint as ocp
 
+from eva_jax import state_files
 from eva_jax.models import architectures
 from eva_jax.models import logprobs
 from eva_jax.models import params as params_lib
@@ -114,7 +115,7 @@ def read_metadata(directory: epath.PathLike) -> dict:
     raise FileNotFoundError(
       f"{path} does not exist: not a reward-model checkpoint (see --mode=train_reward_model)"
     )
-  metadata = json.loads(path.read_text())
+  metadata = state_files.read_json(path)
   if metadata.get("model_name") not in architectures.ARCHITECTURES:
     raise ValueError(f"{path}: unknown model_name {metadata.get('model_name')!r}")
   return metadata
