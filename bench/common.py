@@ -30,7 +30,7 @@ def matmul_peak_gflops(size: int = 2048, dtype=jnp.float32) -> float:
 TINY_OVERRIDES = {  # from the shipped base (the quickstart's model.init), so no warm start
   # Graded reward, any spread makes a pair: the base answers the 16 easy seeds right, so the binary
   # reward would leave a round almost nothing to train on, and the contract needs training to run.
-  "reward.task": "addition",
+  "reward.task": "addition_lsb",
   "loop.min_chosen_reward": float("-inf"),
   "loop.num_samples": 4,
   "loop.sample_batch_size": 16,

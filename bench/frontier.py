@@ -45,10 +45,10 @@ SIZES = {
 }
 
 
-def training_prompts(kind: str, num: int, seed: int) -> list[addition.Problem]:
+def training_prompts(kind: str, num: int, seed: int, reversed_operands: bool) -> list[addition.Problem]:
   """`num` fresh problems: seed difficulty, or the frontier bucket's (a 3-digit and a 2-digit operand)."""
   if kind == "seed":
-    return addition.seed_problems(num, 10_000 + seed)
+    return addition.seed_problems(num, 10_000 + seed, reversed_operands=reversed_operands)
   rng = np.random.default_rng(10_000 + seed)
   frontier = [int(d) for d in addition.FRONTIER_BUCKET.split("+")]
   out = []
@@ -56,7 +56,8 @@ def training_prompts(kind: str, num: int, seed: int) -> list[addition.Problem]:
     digits = list(frontier)
     rng.shuffle(digits)
     operands = tuple(addition.random_operand(rng, d) for d in digits)
-    out.append(addition.Problem(operands, int(rng.integers(len(addition.PROMPT_TEMPLATES)))))
+    template = int(rng.integers(len(addition.PROMPT_TEMPLATES)))
+    out.append(addition.Problem(operands, template, reversed_operands))
   return out
 
 
@@ -148,8 +149,9 @@ def main():
   solver = setup.build(cfg)
   reward_source = reward_factory.make_reward_source(cfg.reward, mesh=solver.mesh)
   start = time.perf_counter()
+  reversed_operands = base_model.load_record()["recipe"]["reversed_operands"]  # the base's prompt format
   table = lambda params: base_model.frontier_table(
-    solver.model, params, per_bucket=size["per_bucket"], num_samples=0
+    solver.model, params, per_bucket=size["per_bucket"], num_samples=0, reversed_operands=reversed_operands
   )
   easy = lambda t: min(t[b]["exact"] for b in addition.EASY_BUCKETS)
   base = table(solver.params)
@@ -160,7 +162,7 @@ def main():
   )
   for seed in range(seeds):
     for kind in (k for k in ("frontier", "seed") if any(a.endswith(k) for a in arms)):
-      problems = training_prompts(kind, size["prompts"], seed)
+      problems = training_prompts(kind, size["prompts"], seed, reversed_operands)
       scored = _sample(solver, cfg, reward_source, problems, seed)
       rewards = scored.rewards
       print(
@@ -183,7 +185,7 @@ def main():
   print(f"\ngreedy held-out exact match, {size['per_bucket']} prompts per bucket, mean over {seeds} seed(s)")
   print(f"{'arm':>13} " + " ".join(f"{b:>6}" for b in buckets))
   print(f"{'base':>13} " + " ".join(f"{base[b]['exact']:6.3f}" for b in buckets))
-  for arm in ARMS:
+  for arm in arms:
     print(
       f"{arm:>13} "
       + " ".join(f"{np.mean([r['table'][b]['exact'] for r in results[arm]]):6.3f}" for b in buckets)

@@ -76,7 +76,7 @@ def runlocal(config):
   """The same wiring, shrunk to the tiny model, the embedded task's reward and evolver, on CPU."""
   config.model.name = "tiny"  # CPU-sized Gemma-2 architecture.
   config.model.param_dtype = "float32"
-  config.model.checkpoint = ""  # Random init + a short warm start instead of a checkpoint.
+  config.model.checkpoint = ""  # No checkpoint: the shipped tiny base (config.model.init) instead.
   config.model.tokenizer = ""  # The embedded tokenizer.
   config.model.logprob_chunk = 128
   config.mesh.shape = dict(data=-1, fsdp=1, tensor=1)
@@ -98,7 +98,7 @@ def runlocal(config):
   config.solver.max_response_len = 32
   config.solver.batch_size = 16 if config.solver.loss == "rloo" else 8
   config.solver.epochs = 1
-  config.task = "addition"  # The embedded task for seeds, reward, evolver and held-out set.
+  config.task = "addition_lsb"  # The embedded task (the shipped base's prompt format) for seeds, reward, evolver, held-out set.
   config.eval.every_rounds = 1
   config.eval.per_bucket = 1
   return config

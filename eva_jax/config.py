@@ -135,6 +135,15 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
       f"config.solver.loss: {run.solver.loss!r} does not fit config.loop.mode={run.loop.mode!r} "
       "(online runs RLOO: loss 'rloo'; offline runs the DPO family)"
     )
+  if model.init == "base" and not model.checkpoint:
+    # The base reads one prompt format; another task's prompts would look like a different language.
+    for section in ("creator", "eval"):
+      task = task_of(config, section)
+      if task and task not in base_model.TASKS:
+        raise ConfigError(
+          f"config.{section}.task: the shipped base reads the prompts of {list(base_model.TASKS)}, "
+          f"not {task!r} (use model.init='random' with a warm start for other tasks)"
+        )
   return run
 
 

@@ -71,18 +71,29 @@ def test_gemma2_9b_config_parses_once_paths_are_given():
 
 def test_the_task_is_named_once_and_sections_may_override_it():
   config = quickstart.get_config()
-  assert config.task == "addition" and config.creator.task == config.eval.task == ""
-  assert config.reward.task == "addition_exact"  # the quickstart trains on the binary reward
+  assert config.task == "addition_lsb" and config.creator.task == config.eval.task == ""
+  assert config.reward.task == "addition_lsb_exact"  # the quickstart trains on the binary reward
   cfg = config_lib.parse(config, num_devices=8)
-  assert cfg.creator.task == cfg.eval.task == "addition" and cfg.reward.task == "addition_exact"
-  assert config_lib.flatten(config)["creator.task"] == "addition"  # the resolved name is pinned
+  assert cfg.creator.task == cfg.eval.task == "addition_lsb" and cfg.reward.task == "addition_lsb_exact"
+  assert config_lib.flatten(config)["creator.task"] == "addition_lsb"  # the resolved name is pinned
   config.reward.task = ""
-  assert config_lib.parse(config, num_devices=8).reward.task == "addition"
+  assert config_lib.parse(config, num_devices=8).reward.task == "addition_lsb"
   config.task = "chess"
   with pytest.raises(config_lib.ConfigError, match=r"config\.(reward|creator)\.task: .*'chess'"):
     config_lib.parse(config, num_devices=8)
-  config.creator.task = config.reward.task = config.eval.task = "addition"  # each section overrides it
-  assert config_lib.parse(config, num_devices=8).eval.task == "addition"
+  config.creator.task = config.reward.task = config.eval.task = "addition_lsb"  # each section overrides it
+  assert config_lib.parse(config, num_devices=8).eval.task == "addition_lsb"
+
+
+def test_the_shipped_base_refuses_a_task_in_another_prompt_format():
+  config = quickstart.get_config()
+  config.task = "addition"  # operands as people write them: not what the base was trained to read
+  with pytest.raises(
+    config_lib.ConfigError, match=r"config.creator.task: the shipped base reads the prompts of"
+  ):
+    config_lib.parse(config, num_devices=8)
+  config.model.init = "random"
+  assert config_lib.parse(config, num_devices=8).creator.task == "addition"
 
 
 def test_the_shipped_base_needs_the_tiny_model():

@@ -31,46 +31,58 @@ class Task:
   frontier_bucket: str = ""  # the first held-out bucket beyond the seeds' difficulty
 
 
-def _lift(fn: Callable[[addition.Problem], object]) -> Callable[[str], object]:
-  def on_text(prompt: str):
-    problem = addition.parse_prompt(prompt)
-    return None if problem is None else fn(problem)
+def addition_task(name: str, *, reversed_operands: bool = False, exact: bool = False) -> Task:
+  """The embedded sums in one prompt format; `exact`: binary reward (1 exact, else 0).
 
-  return on_text
+  As the training reward, the binary one makes the creator's regret proxy separate the learnable
+  frontier (some of n samples right: gap 1) from prompts out of reach (all wrong: gap 0), which
+  graded partial credit blurs; held-out reports can stay graded.
+  """
+  parse = lambda prompt: addition.parse_prompt(prompt, reversed_operands)  # noqa: E731
+
+  def lift(fn: Callable[[addition.Problem], object]) -> Callable[[str], object]:
+    def on_text(prompt: str):
+      problem = parse(prompt)
+      return None if problem is None else fn(problem)
+
+    return on_text
+
+  def evolve(prompt: str, method: str, rng: np.random.Generator) -> str | None:
+    if method not in addition.METHODS:
+      raise ValueError(f"unknown addition evolution method {method!r}; expected one of {addition.METHODS}")
+    problem = parse(prompt)
+    child = None if problem is None else addition.evolve(problem, method, rng)
+    return None if child is None else child.prompt
+
+  def graded(prompt: str, response: str) -> float:
+    return addition.reward(prompt, response, reversed_operands)
+
+  return Task(
+    name=name,
+    reward=(lambda prompt, response: float(graded(prompt, response) == 1.0)) if exact else graded,
+    reference=lift(lambda p: p.answer),
+    difficulty=lift(lambda p: p.difficulty),
+    evolve=evolve,
+    in_depth_methods=addition.IN_DEPTH,
+    in_breadth_methods=addition.IN_BREADTH,
+    seed_prompts=lambda num, seed: [
+      p.prompt for p in addition.seed_problems(num, seed, reversed_operands=reversed_operands)
+    ],
+    eval_prompts=lambda per_bucket: [
+      p.prompt for p in addition.eval_problems(per_bucket, reversed_operands=reversed_operands)
+    ],
+    easy_buckets=addition.EASY_BUCKETS,
+    frontier_bucket=addition.FRONTIER_BUCKET,
+  )
 
 
-def _addition_evolve(prompt: str, method: str, rng: np.random.Generator) -> str | None:
-  if method not in addition.METHODS:
-    raise ValueError(f"unknown addition evolution method {method!r}; expected one of {addition.METHODS}")
-  problem = addition.parse_prompt(prompt)
-  child = None if problem is None else addition.evolve(problem, method, rng)
-  return None if child is None else child.prompt
+ADDITION = addition_task("addition")
+ADDITION_EXACT = addition_task("addition_exact", exact=True)
+# Operands written least-significant digit first, like the answer (the quickstart's format).
+ADDITION_LSB = addition_task("addition_lsb", reversed_operands=True)
+ADDITION_LSB_EXACT = addition_task("addition_lsb_exact", reversed_operands=True, exact=True)
 
-
-ADDITION = Task(
-  name="addition",
-  reward=addition.reward,
-  reference=_lift(lambda p: p.answer),
-  difficulty=_lift(lambda p: p.difficulty),
-  evolve=_addition_evolve,
-  in_depth_methods=addition.IN_DEPTH,
-  in_breadth_methods=addition.IN_BREADTH,
-  seed_prompts=lambda num, seed: [p.prompt for p in addition.seed_problems(num, seed)],
-  eval_prompts=lambda per_bucket: [p.prompt for p in addition.eval_problems(per_bucket)],
-  easy_buckets=addition.EASY_BUCKETS,
-  frontier_bucket=addition.FRONTIER_BUCKET,
-)
-
-# The same sums with a binary reward (1 exact, else 0). As the training reward it makes the creator's
-# regret proxy separate the learnable frontier (some of n samples right: gap 1) from prompts out of
-# reach (all wrong: gap 0), which graded partial credit blurs; held-out reports can stay graded.
-ADDITION_EXACT = dataclasses.replace(
-  ADDITION,
-  name="addition_exact",
-  reward=lambda prompt, response: float(addition.reward(prompt, response) == 1.0),
-)
-
-TASKS = {task.name: task for task in (ADDITION, ADDITION_EXACT)}
+TASKS = {task.name: task for task in (ADDITION, ADDITION_EXACT, ADDITION_LSB, ADDITION_LSB_EXACT)}
 
 
 def get_task(name: str) -> Task:

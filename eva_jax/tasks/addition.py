@@ -2,7 +2,11 @@
 
 Writing the sum backwards lets a small left-to-right model carry digits the way a person does, so a
 tiny Gemma-architecture model learns short sums quickly and has graded, partial success just beyond
-them: the frontier the creator needs. Difficulty grows with operand digits and operand count (the
+them: the frontier the creator needs. With `reversed_operands` the operands are written least-
+significant digit first too ("What is 21 + 5?" asks 12 + 5): answer digit i then sits at the same
+offset from the start of every operand, whatever their lengths, so what a model learns about short
+sums carries over to longer ones (Lee et al., ICML 2025; Zhou et al. 2023). The quickstart's task
+`addition_lsb` uses it; `addition` keeps the operands as people write them. Difficulty grows with operand digits and operand count (the
 in-depth axis); phrasings and fresh operands of the same sizes give different prompts of the same
 difficulty (the in-breadth axis). This module owns the task's text format (the tokenizer is
 trained on `corpus()`), its graded reward and its evolution operators.
@@ -46,6 +50,7 @@ class Problem:
 
   operands: tuple[int, ...]
   template: int = 0
+  reversed_operands: bool = False  # operands written least-significant digit first in the prompt
 
   def __post_init__(self):
     if len(self.operands) < 2 or any(x < 0 for x in self.operands):
@@ -53,7 +58,7 @@ class Problem:
 
   @property
   def prompt(self) -> str:
-    ops = [str(x) for x in self.operands]
+    ops = [str(x)[::-1] if self.reversed_operands else str(x) for x in self.operands]
     rest = " and ".join(ops[1:])
     return PROMPT_TEMPLATES[self.template].format(
       plus=" + ".join(ops),
@@ -92,14 +97,15 @@ def _template_pattern(template: str) -> re.Pattern:
 _PATTERNS = tuple(_template_pattern(t) for t in PROMPT_TEMPLATES)
 
 
-def parse_prompt(text: str) -> Problem | None:
+def parse_prompt(text: str, reversed_operands: bool = False) -> Problem | None:
   """The problem a prompt asks, or None if it is not one of the task's phrasings."""
   for index, pattern in enumerate(_PATTERNS):
     match = pattern.fullmatch(text.strip())
     if match:
-      numbers = [int(x) for x in re.findall(r"\d+", " ".join(g for g in match.groups() if g))]
+      written = re.findall(r"\d+", " ".join(g for g in match.groups() if g))
+      numbers = [int(x[::-1] if reversed_operands else x) for x in written]
       try:
-        return Problem(tuple(numbers), index)
+        return Problem(tuple(numbers), index, reversed_operands)
       except ValueError:
         return None
   return None
@@ -125,9 +131,9 @@ def grade(problem: Problem, response: str) -> float:
   return PARTIAL_CREDIT * right / max(len(digits), len(reference))
 
 
-def reward(prompt: str, response: str) -> float:
+def reward(prompt: str, response: str, reversed_operands: bool = False) -> float:
   """`grade` of a response to a prompt in the task's format; 0 for prompts the task cannot parse."""
-  problem = parse_prompt(prompt)
+  problem = parse_prompt(prompt, reversed_operands)
   return 0.0 if problem is None else grade(problem, response)
 
 
@@ -135,10 +141,13 @@ def random_operand(rng: np.random.Generator, digits: int) -> int:
   return int(rng.integers(10 ** (digits - 1) if digits > 1 else 0, 10**digits))
 
 
-def random_problem(rng: np.random.Generator, max_digits: int = 3, num_operands: int = 2) -> Problem:
+def random_problem(
+  rng: np.random.Generator, max_digits: int = 3, num_operands: int = 2, reversed_operands: bool = False
+) -> Problem:
   """A problem with operands of 1..max_digits digits each and a random phrasing."""
   digits = rng.integers(1, max_digits + 1, size=num_operands)
-  return Problem(tuple(random_operand(rng, int(d)) for d in digits), int(rng.integers(len(PROMPT_TEMPLATES))))
+  operands = tuple(random_operand(rng, int(d)) for d in digits)
+  return Problem(operands, int(rng.integers(len(PROMPT_TEMPLATES))), reversed_operands)
 
 
 def evolve(problem: Problem, method: str, rng: np.random.Generator) -> Problem | None:
@@ -168,20 +177,22 @@ def evolve(problem: Problem, method: str, rng: np.random.Generator) -> Problem |
     ops[i] = random_operand(rng, sizes[i] - 1)
   elif method == "rephrase":
     others = [t for t in range(len(PROMPT_TEMPLATES)) if t != problem.template]
-    return Problem(problem.operands, int(rng.choice(others)))
+    return dataclasses.replace(problem, template=int(rng.choice(others)))
   elif method == "resample":
     ops = [random_operand(rng, s) for s in sizes]
   else:
     raise ValueError(f"unknown addition evolution method {method!r}; expected one of {METHODS}")
-  return Problem(tuple(ops), problem.template)
+  return dataclasses.replace(problem, operands=tuple(ops))
 
 
-def seed_problems(num: int, seed: int, max_digits: int = SEED_MAX_DIGITS) -> list[Problem]:
+def seed_problems(
+  num: int, seed: int, max_digits: int = SEED_MAX_DIGITS, reversed_operands: bool = False
+) -> list[Problem]:
   """Easy, distinct two-operand problems for a seed pool (deterministic for `seed`)."""
   rng = np.random.default_rng(seed)
   seen, out = set(), []
   for _ in range(100 * num):
-    problem = random_problem(rng, max_digits)
+    problem = random_problem(rng, max_digits, reversed_operands=reversed_operands)
     if problem.prompt not in seen:
       seen.add(problem.prompt)
       out.append(problem)
@@ -196,19 +207,23 @@ EASY_BUCKETS = ("1+1", "2+2")  # the held-out buckets at the seeds' difficulty
 FRONTIER_BUCKET = "3+2"  # the first one beyond: one operand a digit longer
 
 
-def eval_problems(per_bucket: int, seed: int = 12345) -> list[Problem]:
+def eval_problems(per_bucket: int, seed: int = 12345, reversed_operands: bool = False) -> list[Problem]:
   """A fixed held-out set: `per_bucket` problems for each of EVAL_BUCKETS (exact digit counts)."""
   rng = np.random.default_rng(seed)
   out = []
   for bucket in EVAL_BUCKETS:
     for _ in range(per_bucket):
       operands = tuple(random_operand(rng, d) for d in bucket)
-      out.append(Problem(operands, int(rng.integers(len(PROMPT_TEMPLATES)))))
+      out.append(Problem(operands, int(rng.integers(len(PROMPT_TEMPLATES))), reversed_operands))
   return out
 
 
 def corpus(num_problems: int = 2000, seed: int = 0) -> Iterator[str]:
-  """Deterministic text lines (prompts and answers) to train the embedded tokenizer on."""
+  """Deterministic text lines (prompts and answers) to train the embedded tokenizer on.
+
+  Operands as people write them (the shipped tokenizer was trained on these lines); reversed
+  operands use the same characters, and digits are single tokens, so the vocabulary covers both.
+  """
   rng = np.random.default_rng(seed)
   for _ in range(num_problems):
     problem = random_problem(rng, max_digits=6)

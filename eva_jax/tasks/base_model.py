@@ -55,11 +55,14 @@ class Recipe:
   batch_size: int = 64  # sums per step
   learning_rate: float = 2e-3  # peak (cosine, 5% warmup)
   seed: int = 0  # init and data seed
-  frontier_share: float = 0.15  # share of training sums with one 3-digit operand (the frontier)
+  frontier_share: float = 0.03  # share of training sums with one 3-digit operand (the frontier)
   seed_max_digits: int = 2  # seed difficulty: operands of at most this many digits
+  reversed_operands: bool = True  # operands written least-significant digit first (task addition_lsb)
 
 
 RECIPE = Recipe()
+# The tasks whose prompts the base was trained on (the embedded sums in the base's prompt format).
+TASKS = ("addition_lsb", "addition_lsb_exact") if RECIPE.reversed_operands else ("addition", "addition_exact")
 
 
 def training_problem(rng: np.random.Generator, recipe: Recipe) -> addition.Problem:
@@ -69,8 +72,9 @@ def training_problem(rng: np.random.Generator, recipe: Recipe) -> addition.Probl
     digits = [recipe.seed_max_digits + 1, other]
     rng.shuffle(digits)
     operands = tuple(addition.random_operand(rng, d) for d in digits)
-    return addition.Problem(operands, int(rng.integers(len(addition.PROMPT_TEMPLATES))))
-  return addition.random_problem(rng, recipe.seed_max_digits)
+    template = int(rng.integers(len(addition.PROMPT_TEMPLATES)))
+    return addition.Problem(operands, template, recipe.reversed_operands)
+  return addition.random_problem(rng, recipe.seed_max_digits, reversed_operands=recipe.reversed_operands)
 
 
 def train(recipe: Recipe, *, on_eval=None, eval_every: int = 0):
@@ -115,13 +119,15 @@ def _sample_texts(model, params, prompts, num_samples: int, temperature: float, 
   )
 
 
-def frontier_table(model, params, *, per_bucket: int = TABLE_PER_BUCKET, num_samples: int = 6) -> dict:
+def frontier_table(
+  model, params, *, per_bucket: int = TABLE_PER_BUCKET, num_samples: int = 6, reversed_operands: bool = True
+) -> dict:
   """Per held-out bucket: greedy exact match and, at temperature 0.7, pass@n and the share with a spread.
 
-  Returns {bucket: {"exact", "pass_at_n", "spread"}} on `addition.eval_problems(per_bucket)`;
-  `num_samples=0` measures greedy exact match only.
+  Returns {bucket: {"exact", "pass_at_n", "spread"}} on `addition.eval_problems(per_bucket)` in the
+  given prompt format; `num_samples=0` measures greedy exact match only.
   """
-  problems = addition.eval_problems(per_bucket)
+  problems = addition.eval_problems(per_bucket, reversed_operands=reversed_operands)
   prompts = [p.prompt for p in problems]
   labels = np.array([p.difficulty for p in problems])
   greedy = _sample_texts(model, params, prompts, 1, 0.0, 0)
@@ -205,7 +211,13 @@ def check_shipped(record: dict | None = None, num_samples: int = 6) -> tuple[dic
   model = architectures.build_model(record["recipe"]["model"])
   mesh = mesh_lib.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
   params = load_params(model, params_lib.shardings_for(model, mesh))
-  table = frontier_table(model, params, per_bucket=record["per_bucket"], num_samples=num_samples)
+  table = frontier_table(
+    model,
+    params,
+    per_bucket=record["per_bucket"],
+    num_samples=num_samples,
+    reversed_operands=record["recipe"]["reversed_operands"],
+  )
   worst = max(abs(table[b]["exact"] - row["exact"]) for b, row in record["table"].items())
   return table, worst
 
@@ -223,10 +235,13 @@ def main(argv) -> int:
   model, params = train(
     recipe,
     eval_every=FLAGS.eval_every,
-    on_eval=lambda i, m, p: print(f"\nstep {i}\n{format_table(frontier_table(m, p))}", flush=True),
+    on_eval=lambda i, m, p: print(
+      f"\nstep {i}\n{format_table(frontier_table(m, p, reversed_operands=recipe.reversed_operands))}",
+      flush=True,
+    ),
   )
   seconds = time.perf_counter() - start
-  table = frontier_table(model, params)
+  table = frontier_table(model, params, reversed_operands=recipe.reversed_operands)
   print(format_table(table))
   out = pathlib.Path(FLAGS.out)
   save(params, recipe, table, seconds, out)

@@ -23,7 +23,7 @@ def _with(config_fn=quickstart.get_config, **overrides):
 def test_quickstart_reward_section_parses():
   cfg = reward_config.parse(quickstart.get_config())
   assert cfg == reward_config.RewardConfig(
-    kind="task", task="addition_exact", batch_size=64, nonfinite="drop"
+    kind="task", task="addition_lsb_exact", batch_size=64, nonfinite="drop"
   )
 
 

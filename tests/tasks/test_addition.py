@@ -82,4 +82,28 @@ def test_exact_task_rewards_only_the_exact_answer():
   assert exact.reward(prompt, "Reversed sum: 861") == graded.reward(prompt, "Reversed sum: 861") == 1.0
   assert graded.reward(prompt, "Reversed sum: 862") > 0 and exact.reward(prompt, "Reversed sum: 862") == 0.0
   assert exact.frontier_bucket == graded.frontier_bucket == "3+2"
-  assert exact.evolve is graded.evolve and exact.eval_prompts(2) == graded.eval_prompts(2)
+  assert exact.eval_prompts(2) == graded.eval_prompts(2)
+  assert exact.evolve(prompt, "rephrase", np.random.default_rng(3)) == graded.evolve(
+    prompt, "rephrase", np.random.default_rng(3)
+  )
+
+
+def test_reversed_operands_are_written_and_read_least_significant_digit_first():
+  lsb = tasks.get_task("addition_lsb")
+  problem = addition.Problem((120, 45), 0, reversed_operands=True)
+  assert problem.prompt == "What is 021 + 54?" and problem.answer == "Reversed sum: 561"  # 165
+  assert addition.parse_prompt(problem.prompt, reversed_operands=True) == problem
+  assert lsb.reference(problem.prompt) == "Reversed sum: 561" and lsb.difficulty(problem.prompt) == "3+2"
+  assert lsb.reward(problem.prompt, "Reversed sum: 561") == 1.0
+  assert tasks.get_task("addition").reward(problem.prompt, "Reversed sum: 561") < 1.0  # 21 + 54 = 75
+  assert tasks.get_task("addition_lsb_exact").reward(problem.prompt, "Reversed sum: 562") == 0.0
+  # Evolution keeps the format; the seeds and held-out sets are the same sums, written reversed.
+  rng = np.random.default_rng(0)
+  for method in addition.METHODS:
+    child = lsb.evolve(problem.prompt, method, rng)
+    assert child is None or addition.parse_prompt(child, reversed_operands=True).reversed_operands
+  plain, reversed_ = tasks.get_task("addition").eval_prompts(2), lsb.eval_prompts(2)
+  assert [addition.parse_prompt(p).operands for p in plain] == [
+    addition.parse_prompt(p, reversed_operands=True).operands for p in reversed_
+  ]
+  assert lsb.seed_prompts(5, 0) != tasks.get_task("addition").seed_prompts(5, 0)
