@@ -15,6 +15,7 @@ def test_quickstart_sections_parse():
   creator = creator_config.parse(config)
   assert creator == creator_config.CreatorConfig(
     evolver="task",
+    task="addition_lsb",
     methods=(
       ("add_digit", 0.25),
       ("add_operand", 0.0),

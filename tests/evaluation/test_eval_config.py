@@ -13,7 +13,7 @@ def _quickstart():
 
 def test_quickstart_section():
   cfg = eval_config.parse(_quickstart())
-  assert (cfg.task, cfg.reference, cfg.every_rounds) == ("addition", "round0", 1)
+  assert (cfg.task, cfg.reference, cfg.every_rounds) == ("addition_lsb", "round0", 1)
   assert (cfg.bootstrap, cfg.confidence, cfg.tie_tolerance) == (1000, 0.95, 0.0)
   sampling = cfg.sampling()
   assert (sampling.num_samples, sampling.temperature, sampling.top_p) == (1, 0.0, 1.0)

@@ -14,6 +14,7 @@ def test_evaluate_write_and_export_from_the_config(
   tmp_path, tiny_model, sft_params, tiny_params, tokenizer, task
 ):
   config = quickstart.get_config()
+  config.task, config.reward.task = "addition", "addition_exact"  # the format sft_params was trained on
   config.eval.per_bucket = 4
   config.eval.max_new_tokens = 12
   config.eval.bootstrap = 50

@@ -17,7 +17,11 @@ from eva_jax.loop import runner
 def _config(**overrides):
   config = quickstart.get_config()
   config.loop.rounds = 1
-  config.loop.warmstart_steps = 80  # enough for graded, non-zero rewards (pairs need a spread)
+  config.loop.warmstart_steps = 80  # the warm-start path, on top of the base
+  # Graded reward, any spread makes a pair: the base answers the 16 easy seeds right, so the binary
+  # reward would leave round 1 nothing to train on.
+  config.reward.task = "addition_lsb"
+  config.loop.min_chosen_reward = float("-inf")
   config.loop.warmstart_batch_size = 16
   config.eval.per_bucket = 2
   config.loop.num_samples = 4

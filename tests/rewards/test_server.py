@@ -100,8 +100,9 @@ def test_serve_command_end_to_end_with_a_token(tmp_path):
     line = proc.stdout.readline()
     assert line.startswith("eva_jax.rewards.serve: serving task rewards at http://127.0.0.1:"), line
     url = line.split(" at ")[1].strip()
-    prompts = TASK.seed_prompts(5, 1)
-    responses = [TASK.reference(p) for p in prompts]
+    served = get_task("addition_lsb_exact")  # the quickstart config's reward task
+    prompts = served.seed_prompts(5, 1)
+    responses = [served.reference(p) for p in prompts]
     os.environ["EVA_TEST_SERVE_KEY"] = secret
     try:
       client = remote.RemoteRewardSource(url, api_key_env="EVA_TEST_SERVE_KEY", batch_size=2)

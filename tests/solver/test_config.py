@@ -22,7 +22,7 @@ def test_quickstart_solver_section_parses():
     ("beta", 0.0, "config.solver.beta: 0.0 must be in"),
     ("beta", float("nan"), "config.solver.beta: expected a finite number"),
     ("label_smoothing", 0.7, "config.solver.label_smoothing: 0.7 must be in"),
-    ("micro_batches", 5, "config.solver.micro_batches: batch_size 32 does not split into 5"),
+    ("micro_batches", 5, "config.solver.micro_batches: batch_size 8 does not split into 5"),
     ("rloo_k", 1, "config.solver.rloo_k: 1 must be >= 2"),
     ("updates_per_batch", 2, "config.solver.updates_per_batch: > 1 needs solver.clip_eps > 0"),
     ("optimizer.name", "lion", "config.solver.optimizer.name: 'lion' is not one of"),
