@@ -15,6 +15,7 @@ from eva_jax import tasks
 from eva_jax.creator import informativeness
 from eva_jax.creator import selection
 from eva_jax.creator.evolvers import meta_prompts
+from eva_jax.rewards import credentials
 
 EVOLVERS = ("task", "llm")
 BACKENDS = ("gemma", "openai")
@@ -124,6 +125,16 @@ def _filters(config) -> FilterConfig:
   return out
 
 
+def _api_key_env(config, field: str) -> str:
+  name = config_lib.get(config, field, str)
+  if name and not credentials.is_env_name(name):
+    # Not echoed: a value that is not a variable name may be the key itself.
+    raise config_lib.ConfigError(
+      f"config.{field}: must be the NAME of an environment variable (letters, digits, _), not the key itself"
+    )
+  return name
+
+
 def _llm(config, required: bool) -> LLMConfig:
   f = "creator.llm."
   out = LLMConfig(
@@ -134,7 +145,7 @@ def _llm(config, required: bool) -> LLMConfig:
     drop_truncated=config_lib.flag(config, f + "drop_truncated"),
     base_url=config_lib.get(config, f + "base_url", str),
     model=config_lib.get(config, f + "model", str),
-    api_key_env=config_lib.get(config, f + "api_key_env", str),
+    api_key_env=_api_key_env(config, f + "api_key_env"),
     max_concurrency=config_lib.integer(config, f + "max_concurrency", low=1, high=1024),
     requests_per_second=config_lib.number(config, f + "requests_per_second", low=0.0),
     max_retries=config_lib.integer(config, f + "max_retries", low=0, high=100),

@@ -119,3 +119,13 @@ def test_errors_name_the_field(overrides, message):
   with pytest.raises(config_fields.ConfigError, match=message):
     creator_config.parse(config)
     creator_config.parse_pool(config)
+
+
+def test_a_key_given_where_the_variable_name_belongs_is_refused_without_echoing_it():
+  secret = "sk-pasted-by-mistake-42"
+  config = _with(creator__llm__api_key_env=secret)
+  with pytest.raises(
+    config_fields.ConfigError, match="config.creator.llm.api_key_env: must be the NAME"
+  ) as err:
+    creator_config.parse(config)
+  assert secret not in str(err.value)
