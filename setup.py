@@ -23,12 +23,15 @@ setuptools.setup(
     "openai",  # OpenAI-compatible chat endpoints for the LLM evolver
     "optax",
     "orbax-checkpoint",
+    "pyarrow",  # Parquet and Hugging Face `save_to_disk` seed prompts (TFDS brings it too)
     "sentencepiece<0.2.3",  # 0.2.3's generated proto needs protobuf 7; TF pins 6.
     "tensorflow-datasets",
     "tqdm",
   ],
   extras_require={
-    "test": ["pytest", "pytest-xdist", "ruff", "ipykernel", "matplotlib", "nbclient", "nbformat"],
+    "test": [
+      "datasets",  # writes the Hugging Face `save_to_disk` directories the seed tests read
+      "pytest", "pytest-xdist", "ruff", "ipykernel", "matplotlib", "nbclient", "nbformat"],
     "notebooks": ["matplotlib"],
     "tpu": ["jax[tpu]"],
     "cuda": ["jax[cuda12]"],

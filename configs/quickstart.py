@@ -115,6 +115,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.reward.checkpoint = ""  # kind=model: directory written by --mode=train_reward_model.
   config.reward.tokenizer = ""  # kind=model: the reward model's tokenizer .model; "" = embedded.
   config.reward.url = ""  # kind=remote: endpoint, e.g. http://host:8000/score (eva_jax.rewards.serve).
+  # kind=remote: the server's wire format (eva_jax/rewards/protocols.py): eva (eva_jax.rewards.serve,
+  # .../score), vllm (`vllm serve` of a reward model, .../classify or .../pooling) or openrlhf (.../get_reward).
+  config.reward.protocol = "eva"
+  config.reward.model = ""  # kind=remote, protocol=vllm: the served model's name; "" = the server's default.
+  # kind=remote, protocol=openrlhf: chat template of the texts sent: gemma, llama3, chatml or "...{prompt}...{response}...".
+  config.reward.query_template = "gemma"
   config.reward.api_key_env = ""  # kind=remote: NAME of the env variable with a bearer token; "" = none.
   config.reward.max_concurrency = 4  # kind=remote: requests in flight at once.
   config.reward.timeout_s = 60.0  # kind=remote: seconds before a request times out.
@@ -164,10 +170,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.pool = ml_collections.ConfigDict()
   config.pool.dir = ""  # Prompt pool (one TFDS dataset per generation); "" = <workdir>/pool; gs:// works.
-  config.pool.seed_source = "task"  # Generation 0 from: task, jsonl, csv or tfds.
-  config.pool.seed_path = ""  # jsonl/csv: the file; tfds: the dataset directory.
-  config.pool.seed_field = "prompt"  # JSON key, CSV column or TFDS feature holding the prompt.
-  config.pool.seed_split = "train"  # tfds: the split to read.
+  # Generation 0 from: task, jsonl, csv, parquet (a file or a directory of them), hf_disk (a directory
+  # written by Hugging Face `save_to_disk`) or tfds (a dataset directory).
+  config.pool.seed_source = "task"
+  config.pool.seed_path = ""  # The seed file or directory (every source but task).
+  config.pool.seed_field = "prompt"  # JSON key, column or TFDS feature: a string or a chat (1st user turn).
+  config.pool.seed_split = "train"  # tfds, hf_disk (a DatasetDict): the split to read.
   config.pool.num_seeds = 256  # task: prompts drawn; files: keep the first N (0 = all).
   config.pool.on_malformed = "skip"  # Malformed seed lines: skip (count, log line numbers) or fail.
   config.pool.max_size = 512  # Prompts kept per generation, least informative dropped first; 0 = all.

@@ -19,7 +19,7 @@ from eva_jax.rewards import credentials
 
 EVOLVERS = ("task", "llm")
 BACKENDS = ("gemma", "openai")
-SEED_SOURCES = ("task", "jsonl", "csv", "tfds")
+SEED_SOURCES = ("task", "jsonl", "csv", "parquet", "hf_disk", "tfds")
 MALFORMED_POLICIES = ("skip", "fail")
 
 
@@ -72,10 +72,10 @@ class CreatorConfig:
 @dataclasses.dataclass(frozen=True)
 class PoolConfig:
   dir: str = ""  # "" = <workdir>/pool; local path or gs://
-  seed_source: str = "task"  # task, jsonl, csv or tfds
-  seed_path: str = ""  # file (jsonl, csv) or TFDS dataset directory (tfds)
-  seed_field: str = "prompt"  # JSON key, CSV column or TFDS feature holding the prompt
-  seed_split: str = "train"  # TFDS split
+  seed_source: str = "task"  # task, jsonl, csv, parquet, hf_disk or tfds
+  seed_path: str = ""  # file (jsonl, csv, parquet), Parquet or save_to_disk directory, TFDS directory
+  seed_field: str = "prompt"  # JSON key, CSV/Parquet/Arrow column or TFDS feature holding the prompt
+  seed_split: str = "train"  # TFDS split, or the DatasetDict split of an hf_disk directory
   num_seeds: int = 256  # task: how many to draw; files: first N kept (0 = all)
   on_malformed: str = "skip"  # skip (count and log line numbers) or fail
   max_size: int = 0  # prompts kept per generation (least informative dropped first); 0 = all

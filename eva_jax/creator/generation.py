@@ -4,11 +4,13 @@
 scores over the pool, selects prompts to evolve, evolves them in chains (every candidate filtered
 against the whole pool), and returns the new generation: the old prompts (with their new
 statistics) followed by the accepted children. With `max_size`, the least informative scored old
-prompts are dropped first to make room (never the new children nor prompts not yet scored).
+prompts are dropped first to make room (never prompts not yet scored); when the children alone
+exceed `max_size` (a large `sample_frac` x `num_evolutions`), a random subset of them fills it with
+the unscored old prompts, so `max_size` bounds every generation and the next round's sampling.
 
 Counts of what happened go into `stats` (for metrics) and the log:
   creator/pool_size, creator/scored, creator/selected, creator/requests, creator/children,
-  creator/capped, creator/drop/<reason> (evolver), creator/filter/<reason> (filters),
+  creator/capped (old prompts dropped), creator/capped_children, creator/drop/<reason> (evolver), creator/filter/<reason> (filters),
   creator/retries (the HTTP evolver's client retries; absent when none), creator/info_mean, creator/info_selected_mean, creator/seconds.
 """
 
@@ -50,6 +52,16 @@ def cap_pool(records: Sequence[records_lib.PromptRecord], room: int) -> list[rec
   return [r for i, r in enumerate(records) if i not in drop]
 
 
+def cap_children(
+  children: Sequence[records_lib.PromptRecord], max_size: int, rng: np.random.Generator
+) -> list[records_lib.PromptRecord]:
+  """At most `max_size` (0 = all) of `children`, a random subset in their original order."""
+  if not max_size or len(children) <= max_size:
+    return list(children)
+  keep = np.sort(rng.choice(len(children), max_size, replace=False))
+  return [children[i] for i in keep]
+
+
 def _log(kind: str, stats: dict[str, float]) -> None:
   logging.info(
     "creator %s: %s", kind, ", ".join(f"{k.removeprefix('creator/')}={v:g}" for k, v in stats.items())
@@ -82,19 +94,22 @@ def next_generation(
   evolution = evolver.evolve(
     [records[i] for i in chosen], generation=generation, rng=rng, accept=prompt_filter.check
   )
-  kept = cap_pool(records, max_size - len(evolution.children)) if max_size else list(records)
+  unscored = len(records) - scored  # never dropped: they have not been sampled yet
+  children = cap_children(evolution.children, max(max_size - unscored, 1) if max_size else 0, rng)
+  kept = cap_pool(records, max_size - len(children)) if max_size else list(records)
   stats = {
-    "creator/pool_size": len(kept) + len(evolution.children),
+    "creator/pool_size": len(kept) + len(children),
     "creator/scored": scored,
     "creator/selected": len(chosen),
     "creator/requests": evolution.requests,
-    "creator/children": len(evolution.children),
+    "creator/children": len(children),
     "creator/yield": len(evolution.children) / evolution.requests if evolution.requests else float("nan"),
     **{
       f"creator/method/{m}": c
-      for m, c in sorted(collections.Counter(r.method for r in evolution.children).items())
+      for m, c in sorted(collections.Counter(r.method for r in children).items())
     },
     "creator/capped": len(records) - len(kept),
+    "creator/capped_children": len(evolution.children) - len(children),
     **{f"creator/drop/{k}": v for k, v in sorted(evolution.drops.items())},
     **({"creator/retries": evolution.retries} if evolution.retries else {}),  # only HTTP evolvers retry
     **{f"creator/filter/{k}": v for k, v in sorted(prompt_filter.counts.items())},
@@ -103,9 +118,7 @@ def next_generation(
     "creator/seconds": time.perf_counter() - start,
   }
   _log(f"generation {generation}", stats)
-  return Generation(
-    kept + evolution.children, evolution.children, [records[i].prompt_id for i in chosen], stats
-  )
+  return Generation(kept + children, children, [records[i].prompt_id for i in chosen], stats)
 
 
 def initial_generation(

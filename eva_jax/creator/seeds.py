@@ -1,9 +1,12 @@
-"""Seed prompts for generation 0: from the task, a JSONL or CSV file, or an existing TFDS dataset.
+"""Seed prompts for generation 0: from the task, a JSONL, CSV or Parquet file, a Hugging Face
+`save_to_disk` directory, or an existing TFDS dataset.
 
 JSONL: one JSON object per line with the prompt under `field` (default "prompt", as in Hugging
 Face exports); a chat-style value (a list of {"role", "content"} messages) gives its first user
-turn. CSV: a header row and the prompt in column `field`. TFDS: any dataset directory with a text
-feature `field` (e.g. an earlier run's pool generation).
+turn. CSV: a header row and the prompt in column `field`. Parquet (a file or a directory of them)
+and `save_to_disk` directories ("hf_disk"): column `field`, a string or a chat (`seed_tables.py`);
+their "lines" are 1-based row numbers. TFDS: any dataset directory with a text feature `field`
+(e.g. an earlier run's pool generation).
 
 Malformed lines (not UTF-8, not JSON, not an object, field missing, not a string, empty, a
 JSON-escaped lone surrogate that no UTF-8 file can hold; in CSV a wrong number of cells or an empty
@@ -30,6 +33,7 @@ import tensorflow_datasets as tfds
 
 from eva_jax import tasks
 from eva_jax.creator import config as creator_config
+from eva_jax.creator import seed_tables
 
 _SHOWN = 10  # malformed lines listed in messages
 
@@ -150,6 +154,8 @@ def _collect(rows, source: str, on_malformed: str, limit: int) -> SeedLoad:
     elif not limit or len(prompts) < limit:
       prompts.append(prompt)
       lines.append(number)
+    else:  # the first `limit` are in; later rows are not read (a large table is read only so far)
+      break
   _report(source, malformed, on_malformed)
   return SeedLoad(prompts, malformed, source, lines)
 
@@ -174,21 +180,43 @@ def refuse_unfit(load: SeedLoad, limit: PromptLimit, on_malformed: str) -> tuple
   return dataclasses.replace(load, prompts=kept, lines=lines, malformed=load.malformed + unfit), len(unfit)
 
 
+def _table_rows(path: epath.Path, kind: str, field: str, split: str):
+  for number, prompt, problem in seed_tables.rows(path, kind, field, split, _prompt_of):
+    if prompt is not None and not _utf8_safe(prompt):
+      yield number, None, f"column {field!r} holds a lone surrogate, not text"
+    else:
+      yield number, prompt, problem
+
+
 def load_file(
-  path: epath.PathLike, kind: str, field: str = "prompt", on_malformed: str = "skip", limit: int = 0
+  path: epath.PathLike,
+  kind: str,
+  field: str = "prompt",
+  on_malformed: str = "skip",
+  limit: int = 0,
+  split: str = "train",
 ) -> SeedLoad:
-  """Seeds from a "jsonl" or "csv" file (see module docstring); `limit` > 0 keeps the first N."""
+  """Seeds from a "jsonl", "csv", "parquet" file or "hf_disk" directory (see module docstring).
+
+  `limit` > 0 keeps the first N good prompts (Parquet and Arrow files are read only that far);
+  `split` picks the split of a `DatasetDict.save_to_disk` directory.
+  """
   if on_malformed not in creator_config.MALFORMED_POLICIES:
     raise ValueError(f"on_malformed must be one of {creator_config.MALFORMED_POLICIES}, got {on_malformed!r}")
-  readers = {"jsonl": _jsonl_rows, "csv": _csv_rows}
-  if kind not in readers:
-    raise ValueError(f"unknown seed file kind {kind!r}; expected one of {sorted(readers)}")
+  kinds = ("jsonl", "csv", "parquet", "hf_disk")
+  if kind not in kinds:
+    raise ValueError(f"unknown seed file kind {kind!r}; expected one of {kinds}")
   path = epath.Path(path)
   try:
-    rows = list(readers[kind](path.read_bytes(), field))
-  except ValueError as e:  # the whole file is unusable (CSV header or encoding)
+    if kind in ("jsonl", "csv"):
+      rows = list({"jsonl": _jsonl_rows, "csv": _csv_rows}[kind](path.read_bytes(), field))
+    else:
+      rows = _table_rows(path, kind, field, split)
+    return _collect(rows, str(path), on_malformed, limit)
+  except (ValueError, OSError) as e:  # the whole file is unusable (header, encoding, format)
+    if isinstance(e, ValueError) and str(e).startswith(f"{path}: "):
+      raise  # _collect's list of malformed lines already names the file
     raise ValueError(f"{path}: {e}") from None
-  return _collect(rows, str(path), on_malformed, limit)
 
 
 def load_tfds(
@@ -214,5 +242,10 @@ def load_seeds(config: creator_config.PoolConfig, *, task: str, seed: int) -> Se
   if config.seed_source == "tfds":
     return load_tfds(config.seed_path, config.seed_field, config.seed_split, config.num_seeds)
   return load_file(
-    config.seed_path, config.seed_source, config.seed_field, config.on_malformed, config.num_seeds
+    config.seed_path,
+    config.seed_source,
+    config.seed_field,
+    config.on_malformed,
+    config.num_seeds,
+    config.seed_split,
   )

@@ -123,6 +123,8 @@ def _fresh_pool(ctx: RoundContext, records, scored, generation: int, rng: np.ran
   updated = records_lib.with_stats(records, scored.rewards, None, ctx.cfg.creator.info_metric)
   scored_count = int(np.isfinite(records_lib.info_scores(updated)).sum())
   wanted = selection.num_selected(scored_count, ctx.cfg.creator.sample_frac) * ctx.cfg.creator.num_evolutions
+  if ctx.cfg.pool.max_size:  # eva's children are capped the same way (generation.cap_children)
+    wanted = min(wanted, ctx.cfg.pool.max_size)
   count_tokens = lambda text: len(ctx.tokenizer.encode(text))
   keep = filters.PromptFilter(ctx.cfg.creator.filters, (r.text for r in records), count_tokens)
   candidates = tasks.get_task(ctx.cfg.creator.task).seed_prompts(4 * wanted, int(rng.integers(2**31)))

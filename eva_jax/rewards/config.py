@@ -13,6 +13,7 @@ from eva_jax import config_fields as config_lib
 from eva_jax.rewards import credentials
 from eva_jax.rewards import nonfinite as nonfinite_lib
 from eva_jax.rewards import preferences
+from eva_jax.rewards import protocols
 from eva_jax.tasks import get_task
 
 KINDS = ("task", "model", "remote")
@@ -28,7 +29,10 @@ class RewardConfig:
   nonfinite: str = "drop"  # NaN/inf policy: "drop" the response (reported) or "fail" the round
   checkpoint: str = ""  # reward-model directory written by train_reward_model (kind=model)
   tokenizer: str = ""  # reward model's sentencepiece .model; "" = the embedded tokenizer (kind=model)
-  url: str = ""  # endpoint that takes the JSON protocol of `remote.py` (kind=remote)
+  url: str = ""  # endpoint speaking `protocol` (kind=remote)
+  protocol: str = "eva"  # wire format of the server: eva, vllm or openrlhf (`protocols.py`)
+  model: str = ""  # vllm: the served model's name; "" = the server's default
+  query_template: str = "gemma"  # openrlhf: preset name or "...{prompt}...{response}..." template
   api_key_env: str = ""  # NAME of the environment variable holding a bearer token; "" = no auth
   max_concurrency: int = 4  # requests in flight at once (kind=remote)
   timeout_s: float = 60.0  # per-request timeout (kind=remote)
@@ -86,6 +90,11 @@ def parse(config) -> RewardConfig:
   if kind == "model" and not checkpoint:
     raise config_lib.ConfigError("config.reward.checkpoint: kind 'model' needs a reward-model directory")
   url = _url(config) if kind == "remote" else config_lib.get(config, "reward.url", str)
+  protocol = config_lib.choice(config, "reward.protocol", protocols.PROTOCOLS)
+  if kind == "remote" and (problem := protocols.check_url(protocol, url)):
+    raise config_lib.ConfigError(f"config.reward.url: {problem}")
+  template = config_lib.get(config, "reward.query_template", str)
+  config_lib.wrap("reward.query_template", lambda: protocols.query_template(template))
   return RewardConfig(
     kind=kind,
     task=task,
@@ -94,6 +103,9 @@ def parse(config) -> RewardConfig:
     checkpoint=checkpoint,
     tokenizer=config_lib.get(config, "reward.tokenizer", str),
     url=url,
+    protocol=protocol,
+    model=config_lib.get(config, "reward.model", str),
+    query_template=template,
     api_key_env=_api_key_env(config),
     max_concurrency=config_lib.integer(config, "reward.max_concurrency", low=1, high=256),
     timeout_s=config_lib.number(config, "reward.timeout_s", low=0.001),

@@ -36,6 +36,9 @@ def make_reward_source(
   if cfg.kind == "remote":
     return remote.RemoteRewardSource(
       cfg.url,
+      protocol=cfg.protocol,
+      model=cfg.model,
+      query_template=cfg.query_template,
       api_key_env=cfg.api_key_env,
       batch_size=cfg.batch_size,
       max_concurrency=cfg.max_concurrency,

@@ -1,6 +1,10 @@
 """Remote rewards: an HTTP client for a reward model served elsewhere (e.g. ArmoRM behind a small server).
 
-The protocol (`server.py` implements the server side; `python -m eva_jax.rewards.serve` runs it):
+It speaks three wire formats (`protocol`, see `protocols.py`): "eva" (below; `server.py` implements
+the server side and `python -m eva_jax.rewards.serve` runs it), "vllm" (a reward model served by
+`vllm serve`, one conversation per request) and "openrlhf" (OpenRLHF's remote reward model). All
+three share what follows: batching, concurrency, retries, timeouts, null/NaN rewards, the token.
+The eva protocol:
 
     POST <url>                      Content-Type: application/json
                                     Authorization: Bearer <token>   (only if api_key_env is set)
@@ -27,8 +31,6 @@ raises there and, as `RewardServerError`, on every other process. `stats` count 
 from collections.abc import Sequence
 import concurrent.futures
 import dataclasses
-import json
-import math
 import random
 import threading
 import time
@@ -40,6 +42,7 @@ import numpy as np
 from eva_jax.parallel import distributed
 from eva_jax.rewards import base
 from eva_jax.rewards import credentials
+from eva_jax.rewards import protocols
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 60.0
@@ -64,26 +67,21 @@ def _error_detail(response: httpx.Response) -> str:
     body = response.json()
   except ValueError:
     body = None
-  if isinstance(body, dict) and "error" in body:
-    return str(body["error"])[:500]
+  if isinstance(body, dict) and "error" in body:  # eva; vLLM nests {"error": {"message": ...}}
+    error = body["error"]
+    return str(error.get("message", error) if isinstance(error, dict) else error)[:500]
+  if isinstance(body, dict) and "message" in body:  # vLLM's older {"object": "error", "message": ...}
+    return str(body["message"])[:500]
   return response.text[:200]
 
 
-def _rewards_from(response: httpx.Response, expected: int) -> np.ndarray:
-  """The `rewards` of a 2xx answer as float32 (null -> NaN); ValueError describing what is wrong."""
+def _rewards_from(response: httpx.Response, expected: int, protocol: str) -> np.ndarray:
+  """The rewards of a 2xx answer as float32 (null -> NaN); ValueError describing what is wrong."""
   try:
     body = response.json()
   except (ValueError, UnicodeDecodeError):
     raise ValueError(f"answered non-JSON: {response.text[:200]!r}") from None
-  if not isinstance(body, dict) or not isinstance(body.get("rewards"), list):
-    raise ValueError(f'answered JSON without a "rewards" list: {json.dumps(body)[:200]}')
-  rewards = body["rewards"]
-  if len(rewards) != expected:
-    raise ValueError(f"answered {len(rewards)} rewards for {expected} pairs")
-  for i, value in enumerate(rewards):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-      raise ValueError(f"reward {i} is {value!r}, not a number or null")
-  return np.asarray([math.nan if v is None else v for v in rewards], np.float32)
+  return np.asarray(protocols.read_rewards(protocol, body, expected), np.float32)
 
 
 class RemoteRewardSource:
@@ -93,6 +91,9 @@ class RemoteRewardSource:
     self,
     url: str,
     *,
+    protocol: str = "eva",
+    model: str = "",
+    query_template: str = "gemma",
     api_key_env: str = "",
     batch_size: int = 64,
     max_concurrency: int = 4,
@@ -101,7 +102,12 @@ class RemoteRewardSource:
     backoff_s: float = 0.5,
     progress: bool | None = None,
   ):
+    if protocol not in protocols.PROTOCOLS:
+      raise ValueError(f"unknown reward protocol {protocol!r}; expected one of {protocols.PROTOCOLS}")
     self.url = url
+    self.protocol = protocol
+    self.model = model
+    self.template = protocols.query_template(query_template)
     self.api_key_env = api_key_env
     self.batch_size = batch_size
     self.max_concurrency = max_concurrency
@@ -122,7 +128,7 @@ class RemoteRewardSource:
   def __repr__(self) -> str:
     auth = f"bearer token from ${self.api_key_env}" if self._secret else "none"
     return (
-      f"RemoteRewardSource(url={self.url!r}, auth={auth}, batch_size={self.batch_size}, "
+      f"RemoteRewardSource(url={self.url!r}, protocol={self.protocol}, auth={auth}, batch_size={self.batch_size}, "
       f"max_concurrency={self.max_concurrency}, timeout_s={self.timeout_s}, max_retries={self.max_retries})"
     )
 
@@ -139,7 +145,8 @@ class RemoteRewardSource:
     """Posts the batches from this process."""
     start = time.perf_counter()
     out = np.zeros(len(prompts), np.float32)
-    spans = [(b, min(b + self.batch_size, len(prompts))) for b in range(0, len(prompts), self.batch_size)]
+    size = protocols.pairs_per_request(self.protocol, self.batch_size)
+    spans = [(b, min(b + size, len(prompts))) for b in range(0, len(prompts), size)]
     with (
       base.progress_bar(len(prompts), self.batch_size, "remote rewards", self.progress) as bar,
       concurrent.futures.ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="reward") as pool,
@@ -176,7 +183,9 @@ class RemoteRewardSource:
     return delay
 
   def _post(self, prompts: Sequence[str], responses: Sequence[str], begin: int) -> np.ndarray:
-    payload = {"prompts": list(prompts), "responses": list(responses)}
+    payload = protocols.request_body(
+      self.protocol, prompts, responses, model=self.model, template=self.template
+    )
     problem, response = "", None
     for attempt in range(self.max_retries + 1):
       if attempt:
@@ -193,7 +202,7 @@ class RemoteRewardSource:
         continue
       if response.is_success:
         try:
-          rewards = _rewards_from(response, len(prompts))
+          rewards = _rewards_from(response, len(prompts), self.protocol)
         except ValueError as e:
           raise self._fail(str(e), begin, len(prompts)) from None
         self._count(pairs=len(prompts))

@@ -4,7 +4,9 @@
         [--api_key_env=EVA_REWARD_KEY] [--config.reward.kind=model --config.reward.checkpoint=DIR]
 
 Prints `serving <kind> rewards at http://HOST:PORT/score` once it listens (port 0 picks a free
-one), then serves until interrupted. The protocol is documented in `remote.py`.
+one), then serves until interrupted. The protocol is documented in `remote.py`; the same server
+answers OpenRLHF's remote reward model at `/get_reward` (`--remote_rm_url http://HOST:PORT/get_reward`),
+reading its texts with `config.reward.query_template` (the chat template the trainer applies).
 """
 
 import os
@@ -56,6 +58,7 @@ def main(argv):
     kind=reward_cfg.kind,
     api_key=api_key,
     max_pairs=_MAX_PAIRS.value,
+    query_template=reward_cfg.query_template,
   )
   print(f"eva_jax.rewards.serve: serving {reward_cfg.kind} rewards at {server.url}", flush=True)
   try:

@@ -2,7 +2,12 @@
 
 `make_server(source, host=..., port=...)` returns a bound `ThreadingHTTPServer`; `serve.py` is its
 command line. `POST /score` scores a batch (400: malformed request, 413: too large, 422: the source refused the
-pairs, 500: the source failed); `GET /health` answers `{"status": "ok", "kind": ...}`. Given an
+pairs, 500: the source failed); `GET /health` answers `{"status": "ok", "kind": ...}`.
+`POST /get_reward` answers OpenRLHF's remote reward-model protocol (`protocols.py`), so OpenRLHF
+and verl trainers can use a reward source of this project: each `query` is split back into prompt
+and response with `query_template` (the chat template the trainer applied; its `prompts` field is
+used when sent) and the answer is {"rewards": [...], "scores": [...], "extra_logs": {}}, with NaN
+(Python's JSON, which OpenRLHF's client reads) for a reward the source could not give. Given an
 `api_key` (the CLI reads it from `--api_key_env`), requests must carry `Authorization: Bearer <key>`
 (else 401).
 Connections are handled by threads; one batch is scored at a time, since the source owns the
@@ -28,6 +33,7 @@ import time
 from absl import logging
 
 from eva_jax.rewards import base
+from eva_jax.rewards import protocols
 
 MAX_BODY_BYTES = 64 << 20
 LISTEN_BACKLOG = 128  # socketserver's default of 5 reset 11 of 32 simultaneous new connections
@@ -41,7 +47,15 @@ class RewardServer(http.server.ThreadingHTTPServer):
   request_queue_size = LISTEN_BACKLOG
 
   def __init__(
-    self, address, source, *, kind: str, api_key: str | None, max_pairs: int, read_timeout_s: float
+    self,
+    address,
+    source,
+    *,
+    kind: str,
+    api_key: str | None,
+    max_pairs: int,
+    read_timeout_s: float,
+    query_template: str = "gemma",
   ):
     handler = type("Handler", (_Handler,), {"timeout": read_timeout_s})  # per-server socket timeout
     super().__init__(address, handler)
@@ -49,6 +63,7 @@ class RewardServer(http.server.ThreadingHTTPServer):
     self.kind = kind
     self.api_key = api_key
     self.max_pairs = max_pairs
+    self.template = protocols.query_template(query_template)
     self.score_lock = threading.Lock()
 
   @property
@@ -79,8 +94,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     given = self.headers.get("Authorization", "").encode()
     return hmac.compare_digest(given, f"Bearer {self.server.api_key}".encode())
 
-  def _read_pairs(self) -> tuple[Sequence[str], Sequence[str]]:
-    """The request's pairs; ValueError (-> 400) or OverflowError (-> 413) describing the problem."""
+  def _read_json(self) -> dict:
+    """The request's JSON object; ValueError (-> 400) or OverflowError (-> 413) describing the problem."""
     try:
       length = int(self.headers.get("Content-Length", ""))
     except ValueError:
@@ -93,11 +108,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       body = json.loads(self.rfile.read(length))
     except (ValueError, UnicodeDecodeError):
       raise ValueError("body is not JSON") from None
-    if not isinstance(body, dict) or not isinstance(body.get("prompts"), list):
-      raise ValueError('body must be {"prompts": [...], "responses": [...]}')
-    prompts, responses = body["prompts"], body.get("responses")
-    if not isinstance(responses, list):
-      raise ValueError('body must be {"prompts": [...], "responses": [...]}')
+    if not isinstance(body, dict):
+      raise ValueError("body must be a JSON object")
+    return body
+
+  def _pairs_of(self, body: dict) -> tuple[Sequence[str], Sequence[str]]:
+    """(prompts, responses) of an eva (/score) or OpenRLHF (/get_reward) request; ValueError if malformed."""
+    if self.path == "/score":
+      prompts, responses = body.get("prompts"), body.get("responses")
+      if not isinstance(prompts, list) or not isinstance(responses, list):
+        raise ValueError('body must be {"prompts": [...], "responses": [...]}')
+    else:
+      queries, given = body.get("query"), body.get("prompts")
+      if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+        raise ValueError('body must be {"query": [texts], "prompts": [texts] (optional)}')
+      if given is not None and (not isinstance(given, list) or len(given) != len(queries)):
+        raise ValueError('"prompts" must be a list as long as "query"')
+      split = [
+        protocols.split_query(self.server.template, q, None if given is None else given[i])
+        for i, q in enumerate(queries)
+      ]
+      prompts, responses = [p for p, _ in split], [r for _, r in split]
     base.check_pairs(prompts, responses)
     if len(prompts) > self.server.max_pairs:
       raise OverflowError(f"{len(prompts)} pairs exceed this server's limit of {self.server.max_pairs}")
@@ -110,14 +141,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       self._send(200, {"status": "ok", "kind": self.server.kind})
 
   def do_POST(self):
-    if self.path != "/score":
-      self._send(404, {"error": f"no such path {self.path}; use POST /score"})
+    if self.path not in ("/score", "/get_reward"):
+      self._send(404, {"error": f"no such path {self.path}; use POST /score (or /get_reward: OpenRLHF)"})
       return
     if not self._authorized():
       self._send(401, {"error": "missing or wrong bearer token"})
       return
     try:
-      prompts, responses = self._read_pairs()
+      prompts, responses = self._pairs_of(self._read_json())
     except OverflowError as e:
       self._send(413, {"error": str(e)})
       return
@@ -137,8 +168,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       logging.exception("scoring %d pairs failed", len(prompts))
       self._send(500, {"error": f"scoring failed: {type(e).__name__}: {e}"})
       return
-    values = [float(r) if math.isfinite(r) else None for r in rewards]
-    self._send(200, {"rewards": values})
+    if self.path == "/score":
+      self._send(200, {"rewards": [float(r) if math.isfinite(r) else None for r in rewards]})
+    else:
+      values = [float(r) if math.isfinite(r) else math.nan for r in rewards]
+      self._send(200, {"rewards": values, "scores": values, "extra_logs": {}})
     logging.info("scored %d pairs in %.3fs", len(prompts), time.perf_counter() - start)
 
   def log_message(self, format, *args):  # the base class's signature
@@ -167,8 +201,15 @@ def make_server(
   api_key: str | None = None,
   max_pairs: int = 4096,
   read_timeout_s: float = READ_TIMEOUT_S,
+  query_template: str = "gemma",
 ) -> RewardServer:
   """A bound, not yet serving, server (port 0 = a free port; see `.url`). Run `serve_forever()`."""
   return RewardServer(
-    (host, port), source, kind=kind, api_key=api_key, max_pairs=max_pairs, read_timeout_s=read_timeout_s
+    (host, port),
+    source,
+    kind=kind,
+    api_key=api_key,
+    max_pairs=max_pairs,
+    read_timeout_s=read_timeout_s,
+    query_template=query_template,
   )

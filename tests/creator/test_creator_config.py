@@ -102,7 +102,7 @@ def test_llm_evolver_and_empty_methods():
       },
       "config.creator.llm.max_new_tokens: 666 leaves no room",
     ),
-    ({"pool__seed_source": "parquet"}, "config.pool.seed_source: 'parquet' is not one of"),
+    ({"pool__seed_source": "arrow"}, "config.pool.seed_source: 'arrow' is not one of"),
     ({"pool__seed_source": "jsonl"}, "config.pool.seed_path: seed_source 'jsonl' needs a path"),
     (
       {"pool__seed_source": "csv", "pool__seed_path": "/x.csv", "pool__seed_field": ""},

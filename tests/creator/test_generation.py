@@ -209,3 +209,19 @@ def test_rounds_through_the_pool_and_lineage(tmp_path, tokenizer):
     1: summary[1]["new"],
     2: summary[2]["new"],
   }
+
+
+def test_max_size_also_bounds_the_children(tokenizer):
+  seeds = records_lib.seed_records(ADDITION.seed_prompts(N, 0))
+  config = _config(sample_frac=1.0, num_evolutions=4)
+  full = _step(seeds, _rewards(), tokenizer, config)
+  assert len(full.children) > N  # without the cap the pool would grow several-fold
+  out = _step(seeds, _rewards(), tokenizer, config, max_size=N)
+  # All room went to children, but for g0-19: not scored yet, so never dropped.
+  assert len(out.records) == N and [r.prompt_id for r in out.records[:1]] == ["g0-19"]
+  assert out.records[1:] == out.children
+  assert out.stats["creator/capped_children"] == len(full.children) - (N - 1)
+  assert out.stats["creator/capped"] == N - 1 and out.stats["creator/pool_size"] == N
+  order = [c.prompt_id for c in full.children]  # the same evolution: the cap draws after it
+  positions = [order.index(c.prompt_id) for c in out.children]
+  assert positions == sorted(positions)  # a subset, in evolution order
