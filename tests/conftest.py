@@ -35,3 +35,14 @@ def mesh1():
 def tiny_params(tiny_model, mesh1):
   """Tiny-model params on one device (float32)."""
   return params_lib.init_params(tiny_model, jax.random.key(0), params_lib.shardings_for(tiny_model, mesh1))
+
+
+def pytest_configure(config):
+  config.addinivalue_line("markers", "devices(n): needs n devices (8 fake CPU ones here; skipped on one GPU)")
+
+
+def pytest_collection_modifyitems(config, items):
+  for item in items:
+    marker = item.get_closest_marker("devices")
+    if marker and jax.device_count() < marker.args[0]:
+      item.add_marker(pytest.mark.skip(reason=f"needs {marker.args[0]} devices, {jax.device_count()} here"))

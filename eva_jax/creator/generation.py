@@ -104,10 +104,7 @@ def next_generation(
     "creator/requests": evolution.requests,
     "creator/children": len(children),
     "creator/yield": len(evolution.children) / evolution.requests if evolution.requests else float("nan"),
-    **{
-      f"creator/method/{m}": c
-      for m, c in sorted(collections.Counter(r.method for r in children).items())
-    },
+    **{f"creator/method/{m}": c for m, c in sorted(collections.Counter(r.method for r in children).items())},
     "creator/capped": len(records) - len(kept),
     "creator/capped_children": len(evolution.children) - len(children),
     **{f"creator/drop/{k}": v for k, v in sorted(evolution.drops.items())},

@@ -230,6 +230,9 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
       _report(f"warm start: {loop.warmstart_steps} SFT steps, final NLL {sft_metrics['nll']:.3f}")
     elif cfg.model.init == "base" and not cfg.model.checkpoint:
       _report("starting from the shipped base model (eva_jax/assets/base_tiny.msgpack; no warm start)")
+    if (workdir / "round0").exists():  # a start killed before checkpoint 0: nothing depends on it yet
+      _report(f"{workdir / 'round0'} is left from a start that stopped before checkpoint 0; rewriting it")
+      (workdir / "round0").rmtree()
     params_lib.save_params(workdir / "round0", params)
     evaluator = _Evaluator(cfg, solver, reward_source, params, workdir)
     evaluation = evaluator(params, 0, last)

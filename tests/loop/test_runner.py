@@ -170,3 +170,20 @@ def test_eval_mode_evaluates_the_run_against_round0(run_dir):
   assert 0.0 <= metrics_["eval/win_rate"] <= 1.0 and "eval/exact_match/1+1" in metrics_
   saved = json.loads((run_dir / "eval" / "final" / "metrics.json").read_text())
   assert saved["eval/reward"] == pytest.approx(metrics_["eval/reward"])
+
+
+def test_a_start_killed_between_round0_and_checkpoint_0_resumes(run_dir, tmp_path):
+  # What a kill during the round-0 evaluation (or inside checkpoint 0's save) leaves: generation 0
+  # and round0/, no checkpoint, no summary. The rerun rewrites round0/ and runs as if uninterrupted.
+  finished = json.loads((run_dir / "summary.json").read_text())
+  workdir = tmp_path / "run"
+  shutil.copytree(run_dir, workdir)
+  shutil.rmtree(workdir / "checkpoints")
+  (workdir / "summary.json").unlink()
+  for path in (workdir / "pool").iterdir():
+    if not path.name.startswith("gen_000000"):
+      shutil.rmtree(path) if path.is_dir() else path.unlink()
+  assert (workdir / "round0").is_dir()
+  summary = _run(workdir)
+  assert [r["round"] for r in summary["rounds"]] == [0, 1]
+  assert summary["rounds"][1]["eval"] == finished["rounds"][1]["eval"]  # bit for bit

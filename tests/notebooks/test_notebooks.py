@@ -22,6 +22,7 @@ def test_committed_notebooks_are_clean(name):
   code = [cell for cell in nb.cells if cell.cell_type == "code"]
   assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
   assert 'if "google.colab" in sys.modules:' in code[0].source and "REPO_URL = " in code[0].source
+  assert 'scripts" / "colab_install.py"' in code[0].source  # keeps Colab's TensorFlow and JAX
   assert 'WORKDIR = os.environ.get("EVA_RUN_DIR", "/tmp/eva_quickstart")' in code[1].source
   assert nb.metadata.kernelspec.name == "python3"
 

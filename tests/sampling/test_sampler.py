@@ -145,6 +145,7 @@ def test_shape_buckets_bound_compilations(tiny_model, tiny_params, tokenizer):
   assert sampler.compile_count(tiny_model, config, tokenizer) - before == 4
 
 
+@pytest.mark.devices(8)
 def test_sharded_greedy_equals_one_device(tiny_model, tiny_params, tokenizer):
   one = _sample(tiny_model, tiny_params, tokenizer, dataclasses.replace(GREEDY, num_samples=2))
   mesh = mesh_lib.make_mesh({"data": 2, "fsdp": 2, "tensor": 2})

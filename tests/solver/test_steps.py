@@ -78,6 +78,7 @@ def _run(step_factory, state, batch):
   return jax.device_get(new_state.params), {k: float(v) for k, v in metrics.items()}
 
 
+@pytest.mark.devices(8)
 @pytest.mark.parametrize("kind", ["dpo", "rloo"])
 def test_sharded_step_equals_single_device(tokenizer, tiny_model, tiny_params, mesh1, pairs, kind):
   mesh8 = mesh_lib.make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
@@ -209,6 +210,7 @@ def test_nonfinite_step_is_skipped_and_params_survive(tiny_model, tiny_params, m
   assert float(metrics["skipped_nonfinite"]) == 0.0 and np.isfinite(float(metrics["loss"]))
 
 
+@pytest.mark.devices(4)
 def test_batch_shape_errors(tokenizer, tiny_model, tiny_params, pairs):
   mesh4 = mesh_lib.make_mesh({"data": 4}, devices=jax.devices()[:4])
   state, settings = _setup(tiny_model, tiny_params, mesh4, num_micro=4)
