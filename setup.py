@@ -31,7 +31,14 @@ setuptools.setup(
   extras_require={
     "test": [
       "datasets",  # writes the Hugging Face `save_to_disk` directories the seed tests read
-      "pytest", "pytest-xdist", "ruff", "ipykernel", "matplotlib", "nbclient", "nbformat"],
+      "pytest",
+      "pytest-xdist",
+      "ruff",
+      "ipykernel",
+      "matplotlib",
+      "nbclient",
+      "nbformat",
+    ],
     "notebooks": ["matplotlib"],
     "tpu": ["jax[tpu]"],
     "cuda": ["jax[cuda12]"],

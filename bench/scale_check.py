@@ -1,0 +1,167 @@
+"""Real-size programs compiled on fake CPU devices, held against the analytical memory plan.
+
+    .venv/bin/python -m bench.scale_check [--quick] [--configs ...] [--models ...] [--devices 8]
+
+For each config (default: configs/gemma2_9b_dpo.py and configs/gemma2_9b_rloo.py) and model
+(default: the config's own gemma2_9b, plus gemma2_2b and gemma3_1b variants; `--quick`: gemma3_1b
+only, DPO config only), on `--devices` fake CPU devices with the config's mesh rules and shape
+(resolved to that many devices): compiles the DPO (or RLOO) step, the reference log-prob function
+and the sampler's generate program (prefill + decode loop) at the config's batch, lengths, cache
+and vocabulary (`eva_jax.parallel.compile_check`), nothing allocated. Prints per program XLA's
+per-device bytes (arguments, temporaries, outputs, live peak), FLOPs, collectives and the largest
+buffer, next to the analytical plan (`--mode=plan`'s `memory_plan` for a `<devices>x80` topology)
+for the two phases it estimates: "train step" vs the train step's live peak, "sampling" vs
+generate's. A difference over 25% is flagged. CPU buffer assignment is not TPU's (see
+compile_check); the plan's phase peaks include the resident train state, as XLA's arguments do.
+
+The last line is JSON: `programs_compiled`, `plan_vs_xla_max_rel_diff` (over every phase and
+config), `full_vocab_logits_arrays` (must be 0), `compile_seconds` (sum), and per
+`<config>.<model>.<program>`: `peak_bytes`, `temp_bytes`, `gflops`, `compile_s`, collective counts.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import pathlib
+import sys
+
+if "jax" not in sys.modules:  # fake devices must be requested before jax starts
+  os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import jax  # noqa: E402
+
+from eva_jax import config_fields as fields  # noqa: E402
+from eva_jax.parallel import compile_check  # noqa: E402
+from eva_jax.parallel import memory_plan  # noqa: E402
+from eva_jax.parallel import mesh as mesh_lib  # noqa: E402
+from eva_jax.solver import config as solver_config  # noqa: E402
+
+GIB = 1 << 30
+FLAG_AT = 0.25
+
+
+def sizes_of(config) -> compile_check.Sizes:
+  solver = solver_config.parse(config)
+  return compile_check.Sizes(
+    pairs=solver.batch_size,
+    micro_batches=solver.micro_batches,
+    prompt_len=solver.max_prompt_len,
+    response_len=solver.max_response_len,
+    rloo_k=solver.rloo.k,
+    sample_prompts=fields.integer(config, "loop.sample_batch_size", low=1),
+    num_samples=fields.integer(config, "loop.num_samples", low=1),
+    cache_len=fields.integer(config, "loop.max_cache_length", low=2),
+    new_tokens=fields.integer(config, "loop.max_new_tokens", low=1),
+    chunk=fields.integer(config, "model.logprob_chunk", low=1),
+  )
+
+
+def check(config_path: str, model: str, devices: int) -> tuple[list[dict], float]:
+  """Rows for one (config, model) and the largest plan-vs-XLA relative difference."""
+  module = pathlib.Path(config_path).with_suffix("").as_posix().replace("/", ".")
+  config = importlib.import_module(module).get_config()
+  config.model.name = model
+  online = config.solver.loss == "rloo"
+  sizes = sizes_of(config)
+  shape = dict(config.mesh.shape)
+  mesh = mesh_lib.make_mesh(shape, devices=jax.devices()[:devices])
+  rules = tuple(tuple(rule) for rule in config.mesh.rules)
+  opt_cfg = solver_config.parse(config).optimizer
+  train = "rloo_step" if online else "dpo_step"
+  programs = compile_check.compile_run(
+    model, config.model.param_dtype, mesh, rules, sizes, opt_cfg, (train, "ref_logprobs", "generate")
+  )
+  plan = memory_plan.plan_for_config(config, f"{devices}x80").phase_peaks()
+  against = {train: plan["train step"], "generate": plan["sampling"]}
+  rows, worst = [], 0.0
+  for p in programs:
+    planned = against.get(p.name)
+    diff = abs(planned - p.peak_bytes) / p.peak_bytes if planned and p.peak_bytes else None
+    worst = max(worst, diff or 0.0)
+    rows.append(
+      {
+        "config": os.path.basename(config_path).removesuffix(".py"),
+        "model": model,
+        "mesh": dict(mesh.shape),
+        "program": p.name,
+        "compile_s": p.compile_s,
+        "argument_bytes": p.argument_bytes,
+        "temp_bytes": p.temp_bytes,
+        "output_bytes": p.output_bytes,
+        "peak_bytes": p.peak_bytes,
+        "plan_bytes": planned,
+        "plan_rel_diff": diff,
+        "gflops": p.flops / 1e9,
+        "bytes_accessed": p.bytes_accessed,
+        "collectives": {k: v for k, v in p.collectives.items() if v["count"]},
+        "full_vocab_arrays": p.full_vocab_arrays,
+        "largest_buffer": p.largest_buffer[1],
+        "largest_buffer_bytes": p.largest_buffer[0],
+      }
+    )
+  return rows, worst
+
+
+def _print(row: dict) -> None:
+  plan = (
+    f"plan {row['plan_bytes'] / GIB:7.2f} GiB ({100 * row['plan_rel_diff']:+.0f}%{' FLAG' if row['plan_rel_diff'] > FLAG_AT else ''})"
+    if row["plan_bytes"]
+    else "plan      -"
+  )
+  collectives = ", ".join(
+    f"{k} {v['count']}x {v['bytes'] / GIB:.2f} GiB" for k, v in row["collectives"].items()
+  )
+  print(
+    f"{row['config']:14s} {row['model']:10s} {row['program']:12s} peak {row['peak_bytes'] / GIB:7.2f} GiB "
+    f"(args {row['argument_bytes'] / GIB:.2f}, temp {row['temp_bytes'] / GIB:.2f})  {plan}  "
+    f"{row['gflops']:10.0f} GFLOP  compile {row['compile_s']:5.0f} s  largest {row['largest_buffer']}  "
+    f"full-vocab arrays {row['full_vocab_arrays']}  [{collectives}]",
+    flush=True,
+  )
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--configs", default="configs/gemma2_9b_dpo.py,configs/gemma2_9b_rloo.py")
+  parser.add_argument("--models", default="gemma2_9b,gemma2_2b,gemma3_1b")
+  parser.add_argument("--devices", type=int, default=8)
+  parser.add_argument("--quick", action="store_true", help="gemma3_1b with the DPO config only")
+  args = parser.parse_args()
+  configs = ["configs/gemma2_9b_dpo.py"] if args.quick else args.configs.split(",")
+  models = ["gemma3_1b"] if args.quick else args.models.split(",")
+  if jax.device_count() < args.devices:
+    sys.exit(
+      f"bench.scale_check: {jax.device_count()} devices, --devices {args.devices}; set XLA_FLAGS first"
+    )
+  rows, worst = [], 0.0
+  for config_path in configs:
+    for model in models:
+      found, diff = check(config_path, model, args.devices)
+      for row in found:
+        _print(row)
+      rows += found
+      worst = max(worst, diff)
+  figures = {
+    "programs_compiled": len(rows),
+    "plan_vs_xla_max_rel_diff": worst,
+    "full_vocab_logits_arrays": sum(r["full_vocab_arrays"] for r in rows),
+    "compile_seconds": sum(r["compile_s"] for r in rows),
+  }
+  for r in rows:
+    key = f"{r['config']}.{r['model']}.{r['program']}"
+    figures |= {
+      f"{key}.peak_bytes": r["peak_bytes"],
+      f"{key}.temp_bytes": r["temp_bytes"],
+      f"{key}.plan_rel_diff": r["plan_rel_diff"],
+      f"{key}.gflops": r["gflops"],
+      f"{key}.compile_s": r["compile_s"],
+      **{f"{key}.{k}": v["count"] for k, v in r["collectives"].items()},
+    }
+  print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+  main()
