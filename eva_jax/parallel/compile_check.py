@@ -111,10 +111,10 @@ def full_vocab_arrays(hlo: str, vocab: int, whole: int) -> int:
   count = 0
   for _, dims in set(_SHAPE.findall(hlo)):
     sizes = [int(d) for d in dims.split(",") if d]
-    for i, size in enumerate(sizes):
-      if size in vocab_like and np.prod(sizes[:i] + sizes[i + 1 :] or [1]) >= whole:
-        count += 1
-        break
+    matches = [i for i, size in enumerate(sizes) if size in vocab_like]
+    if matches:  # the largest vocab-like dimension is the vocabulary (rows x chunk may equal V / 8)
+      i = max(matches, key=lambda j: sizes[j])
+      count += int(np.prod(sizes[:i] + sizes[i + 1 :] or [1]) >= whole)
   return count
 
 

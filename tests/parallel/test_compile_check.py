@@ -50,6 +50,9 @@ def test_hlo_readers():
   assert compile_check.full_vocab_arrays(HLO, vocab=1000, whole=8 * 128) == 1
   assert compile_check.full_vocab_arrays(HLO, vocab=4000, whole=8 * 128) == 1  # a 1/4 shard
   assert compile_check.full_vocab_arrays(HLO, vocab=1000, whole=8 * 2048) == 0  # a chunk of longer rows
+  # One chunk's logits for 128 rows x 256 columns of a 262,144 vocabulary split 4 ways: 32,768 is
+  # also vocab / 8, but the vocabulary is the larger dimension, and 32,768 < a whole 64 x 1,024.
+  assert compile_check.full_vocab_arrays("%d = bf16[32768,65536]{1,0} dot(", 262144, 64 * 1024) == 0
   assert compile_check.largest_buffer(HLO) == (8 * 128 * 1000 * 4, "f32[8,128,1000]")
 
 
