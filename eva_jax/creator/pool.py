@@ -26,6 +26,7 @@ import io
 import itertools
 import json
 import re
+import tempfile
 import time
 import uuid
 
@@ -74,6 +75,24 @@ def _examples(records: Iterable[records_lib.PromptRecord]) -> Iterator[tuple[int
 def _barrier(name: str) -> None:
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(name)
+
+
+@contextlib.contextmanager
+def _scratch_tempdir() -> Iterator[None]:
+  """Points `tempfile` at a directory removed afterwards, for the duration of a TFDS build.
+
+  Every TFDS builder construction calls `DatasetInfo.initialize_from_bucket`, which makes a
+  `tempfile.mkdtemp("tfds")` directory and, for a dataset not on GCS, leaves it empty and behind:
+  one stray directory in $TMPDIR per pool generation. Only process 0's main thread writes the pool,
+  and nothing else runs during the write, so swapping the module-level default is safe here.
+  """
+  previous = tempfile.tempdir
+  with tempfile.TemporaryDirectory(prefix="eva_pool_") as scratch:
+    tempfile.tempdir = scratch
+    try:
+      yield
+    finally:
+      tempfile.tempdir = previous
 
 
 class Pool:
@@ -142,7 +161,7 @@ class Pool:
     # TFDS prints "Downloading and preparing dataset..." and progress bars for every write; the pool
     # logs its own one-line summary instead.
     tfds.display_progress_bar(False)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), _scratch_tempdir():
       builder = tfds.dataset_builders.store_as_tfds_dataset(
         name=NAME,
         version=VERSION,

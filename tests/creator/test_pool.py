@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -184,3 +185,16 @@ def test_a_crash_mid_write_leaves_the_previous_generation_intact(tmp_path):
     assert sorted(p.name for p in root.iterdir() if not p.name.endswith(".json")) == sorted(
       pool.manifest(g)["dataset_dir"].split("/")[0] for g in (0, 1)
     )
+
+
+def test_a_pool_write_leaves_nothing_in_the_temp_dir(tmp_path, monkeypatch):
+  # TFDS makes an empty mkdtemp("tfds") directory per builder and leaves it (issue 17 #20).
+  scratch = tmp_path / "tmp"
+  scratch.mkdir()
+  monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+  pool = pool_lib.Pool(tmp_path / "pool")
+  pool.write_generation(0, records_lib.seed_records(["A.", "B."]))
+  pool.write_generation(1, records_lib.seed_records(["C."]))
+  assert list(scratch.iterdir()) == []
+  assert tempfile.tempdir == str(scratch)  # restored
+  assert [r.text for r in pool.read_generation(1)] == ["C."]
