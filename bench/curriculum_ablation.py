@@ -75,10 +75,10 @@ SIZES = {
     "arms": tuple(ARMS),
     "seeds": 5,
     "online_seeds": 3,
-    "rounds": 3,
+    "rounds": 7,  # the quickstart's: its frontier gain builds over rounds (rounds 1-2 dip below round 0)
     "online_steps": 120,
     "per_bucket": 100,
-    "max_train_pairs": 192,
+    "max_train_pairs": 256,
     "overrides": {},
   },
   "quick": {
@@ -322,6 +322,9 @@ def main():
   parser.add_argument(
     "--online-steps", type=int, default=0, help="RLOO steps per online arm (default: by size)"
   )
+  parser.add_argument(
+    "--jobs", type=int, default=2, help="seed workers at once (2 keeps both cores of a 2-core machine busy)"
+  )
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
   parser.add_argument("--dir", default="", help=argparse.SUPPRESS)
@@ -356,35 +359,49 @@ def main():
     flush=True,
   )
 
-  per_seed = []
   start = time.perf_counter()
   with tempfile.TemporaryDirectory(prefix="eva_ablation_") as tmp:
-    for seed in range(max(seeds, online_seeds) if any(a in ONLINE_ARMS for a in arms) else seeds):
-      seed_arms = [a for a in arms if seed < (online_seeds if a in ONLINE_ARMS else seeds)]
-      result = pathlib.Path(tmp) / f"seed{seed}.json"
-      seed_start = time.perf_counter()
-      cmd = [
-        sys.executable,
-        "-m",
-        "bench.curriculum_ablation",
-        "--worker",
-        f"--seed={seed}",
-        f"--dir={tmp}/seed{seed}",
-        f"--result={result}",
-        f"--arms={','.join(seed_arms)}",
-        f"--rounds={rounds}",
-        f"--online-steps={online_steps}",
-        f"--overrides={json.dumps(overrides)}",
-      ]
-      # The workers' own output (run lines, progress bars) goes to stderr: stdout stays the table.
-      subprocess.run(cmd, check=True, stdout=sys.stderr)
-      per_seed.append(json.loads(result.read_text()))
-      print(
-        f"seed {seed}: round 0 {per_seed[-1]['warmstart_s']:.0f}s, arms "
-        + ", ".join(f"{a} {v['eval']['eval/reward']:.3f}" for a, v in per_seed[-1]["arms"].items())
-        + f" (held-out reward); {time.perf_counter() - seed_start:.0f}s",
-        flush=True,
-      )
+    all_seeds = range(max(seeds, online_seeds) if any(a in ONLINE_ARMS for a in arms) else seeds)
+    running: dict[int, tuple] = {}
+    results: dict[int, dict] = {}
+    pending = list(all_seeds)
+    while pending or running:
+      while pending and len(running) < max(args.jobs, 1):
+        seed = pending.pop(0)
+        seed_arms = [a for a in arms if seed < (online_seeds if a in ONLINE_ARMS else seeds)]
+        result = pathlib.Path(tmp) / f"seed{seed}.json"
+        cmd = [
+          sys.executable,
+          "-m",
+          "bench.curriculum_ablation",
+          "--worker",
+          f"--seed={seed}",
+          f"--dir={tmp}/seed{seed}",
+          f"--result={result}",
+          f"--arms={','.join(seed_arms)}",
+          f"--rounds={rounds}",
+          f"--online-steps={online_steps}",
+          f"--overrides={json.dumps(overrides)}",
+        ]
+        # The workers' own output (run lines, progress bars) goes to stderr: stdout stays the table.
+        running[seed] = (subprocess.Popen(cmd, stdout=sys.stderr), result, time.perf_counter())
+      time.sleep(1.0)
+      for seed, (proc, result, seed_start) in list(running.items()):
+        if proc.poll() is None:
+          continue
+        del running[seed]
+        if proc.returncode:
+          for other, *_ in running.values():
+            other.kill()
+          raise SystemExit(f"seed {seed}: the worker failed (exit {proc.returncode}); its log is above")
+        results[seed] = json.loads(result.read_text())
+        print(
+          f"seed {seed}: round 0 {results[seed]['warmstart_s']:.0f}s, arms "
+          + ", ".join(f"{a} {v['eval']['eval/reward']:.3f}" for a, v in results[seed]["arms"].items())
+          + f" (held-out reward); {time.perf_counter() - seed_start:.0f}s",
+          flush=True,
+        )
+  per_seed = [results[s] for s in sorted(results)]
   figures = aggregate(per_seed, arms)
   figures["online_seeds"] = online_seeds if any(a in ONLINE_ARMS for a in arms) else 0
   figures["online_steps"] = online_steps

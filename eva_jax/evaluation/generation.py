@@ -7,9 +7,9 @@ needs the whole conversation in Gemma's multi-turn template instead:
     <start_of_turn>user\\n{q1}<end_of_turn>\\n<start_of_turn>model\\n{a1}<end_of_turn>\\n
     <start_of_turn>user\\n{q2}<end_of_turn>\\n<start_of_turn>model\\n
 
-`sampler_prompt(history, question)` is the text that the sampler's wrapper turns into exactly that
-(the wrapper adds the first user prefix and the final model prefix), so one jitted sampler serves
-every turn and every benchmark.
+`sampler_prompt(history, question)` is the `chat_template.Conversation` that the sampler encodes as
+exactly that (markers from the template only: a question or answer that contains "<end_of_turn>"
+cannot end its turn early), so one jitted sampler serves every turn and every benchmark.
 """
 
 from collections.abc import Callable
@@ -23,24 +23,19 @@ from eva_jax.models import chat_template
 from eva_jax.sampling import sampler
 
 # (prompts, key, temperature or None for the configured one) -> one response per prompt.
-Respond = Callable[[Sequence[str], int, float | None], list[str]]
+Respond = Callable[[Sequence[chat_template.Prompt], int, float | None], list[str]]
 
 
 def conversation_text(history: Sequence[tuple[str, str]], question: str) -> str:
   """Gemma chat text of the (question, answer) turns in `history`, then `question` awaiting its answer."""
-  earlier = "".join(chat_template.format_dialog(q, a) + "\n" for q, a in history)
-  return earlier + chat_template.format_prompt(question)
+  return chat_template.prompt_text(sampler_prompt(history, question))
 
 
-def sampler_prompt(history: Sequence[tuple[str, str]], question: str) -> str:
+def sampler_prompt(history: Sequence[tuple[str, str]], question: str) -> chat_template.Prompt:
   """The prompt that makes `sampler.sample` condition on `conversation_text(history, question)`."""
-  text = conversation_text(history, question)
-  closing = chat_template.format_prompt("")[len(chat_template.USER_PREFIX) :]
-  inner = text[len(chat_template.USER_PREFIX) : len(text) - len(closing)]
-  # Guards against a change of the single-turn template silently breaking later turns.
-  if chat_template.format_prompt(inner) != text:
-    raise RuntimeError("chat_template.format_prompt no longer wraps a prompt as one user turn")
-  return inner
+  if not history:
+    return question
+  return chat_template.Conversation(tuple((q, a) for q, a in history), question)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +54,7 @@ class Responder:
   mesh: jax.sharding.Mesh | None = None
   progress: bool | None = None
 
-  def __call__(self, prompts: Sequence[str], key: int = 0, temperature: float | None = None) -> list[str]:
+  def __call__(self, prompts: Sequence[chat_template.Prompt], key: int = 0, temperature: float | None = None) -> list[str]:
     config = dataclasses.replace(self.sampling, num_samples=1)
     if temperature is not None:
       config = dataclasses.replace(config, temperature=temperature)

@@ -33,7 +33,7 @@ from eva_jax.loop import online
 from eva_jax.loop import preemption as preemption_lib
 from eva_jax.loop import run_state
 from eva_jax.loop import training
-from eva_jax.models import chat_template
+from eva_jax.models import batching
 from eva_jax.models import params as params_lib
 from eva_jax.models import setup
 from eva_jax.parallel import distributed
@@ -204,7 +204,7 @@ def _final_report(workdir: epath.Path, pool_dir: str, seconds: float) -> str:
 def _sample_limit(loop, tokenizer) -> seeds_lib.PromptLimit:
   """The longest seed the rounds can sample: what the KV cache leaves after the response."""
   return seeds_lib.PromptLimit(
-    count=lambda text: len(tokenizer.encode(chat_template.format_prompt(text), add_bos=True)),
+    count=lambda text: len(batching.encode_prompt(tokenizer, text)),
     max_tokens=loop.max_cache_length - loop.max_new_tokens,
     what="config.loop.max_cache_length - config.loop.max_new_tokens",
   )

@@ -33,18 +33,61 @@ def _round_up(n: int, multiple: int) -> int:
   return -(-n // multiple) * multiple
 
 
+def encode_pieces(
+  tokenizer: gm.text.Tokenizer, pieces: Sequence[chat_template.Piece], add_bos: bool = False
+) -> list[int]:
+  """Ids of the pieces' text in which only template pieces can yield turn-marker tokens.
+
+  Text without a marker inside a content piece is encoded in one call, exactly as
+  `tokenizer.encode(text)` (so nothing changes for ordinary prompts). A marker inside user or
+  model text is split after its "<" into separately encoded chunks: sentencepiece then never sees
+  the whole marker and it stays plain text (it decodes back to the same string).
+  """
+  chunks = [""]
+  for text, template in pieces:
+    start = 0
+    if not template:
+      for cut in sorted(i + 1 for m in chat_template.MARKERS for i in _find_all(text, m)):
+        chunks[-1] += text[start:cut]
+        chunks.append("")
+        start = cut
+    chunks[-1] += text[start:]
+  ids: list[int] = []
+  for i, chunk in enumerate(chunks):
+    ids += tokenizer.encode(chunk, add_bos=add_bos and i == 0)
+  return ids
+
+
+def _find_all(text: str, sub: str) -> list[int]:
+  found, i = [], text.find(sub)
+  while i >= 0:
+    found.append(i)
+    i = text.find(sub, i + 1)
+  return found
+
+
+def encode_prompt(tokenizer: gm.text.Tokenizer, prompt: chat_template.Prompt) -> list[int]:
+  """BOS + the chat-formatted prompt (one user turn, or a `Conversation`); markers in it stay text."""
+  return encode_pieces(tokenizer, chat_template.prompt_pieces(prompt), add_bos=True)
+
+
+def encode_response(tokenizer: gm.text.Tokenizer, response: str) -> list[int]:
+  """The response then `<end_of_turn>`; markers inside the response stay text."""
+  return encode_pieces(tokenizer, chat_template.response_pieces(response))
+
+
 def encode_prompts(
-  tokenizer: gm.text.Tokenizer, prompts: Sequence[str], max_len: int | None = None
+  tokenizer: gm.text.Tokenizer, prompts: Sequence[chat_template.Prompt], max_len: int | None = None
 ) -> list[list[int]]:
   """BOS + chat-formatted prompt ids; ValueError naming the prompt index if empty or too long."""
   encoded = []
   for i, prompt in enumerate(prompts):
-    if not prompt.strip():
+    if not str(prompt).strip():
       raise ValueError(f"prompt {i} is empty")
-    ids = tokenizer.encode(chat_template.format_prompt(prompt), add_bos=True)
+    ids = encode_prompt(tokenizer, prompt)
     if max_len is not None and len(ids) > max_len:
       raise ValueError(
-        f"prompt {i} has {len(ids)} tokens (with chat template); the limit is {max_len}: {prompt[:60]!r}"
+        f"prompt {i} has {len(ids)} tokens (with chat template); the limit is {max_len}: {str(prompt)[:60]!r}"
       )
     encoded.append(ids)
   return encoded
@@ -68,7 +111,7 @@ def make_batch(
   prompt_ids = encode_prompts(tokenizer, prompts, max_prompt_len)
   response_ids = []
   for i, response in enumerate(responses):
-    ids = tokenizer.encode(chat_template.format_response(response))
+    ids = encode_response(tokenizer, response)
     if max_response_len is not None and len(ids) > max_response_len:
       raise ValueError(f"response {i} has {len(ids)} tokens; the limit is {max_response_len}")
     response_ids.append(ids)

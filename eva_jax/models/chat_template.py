@@ -3,13 +3,38 @@
     <start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n{response}<end_of_turn>
 
 BOS is not part of the text: tokenizers add it as a token (`encode(..., add_bos=True)`), so user
-text that happens to contain "<bos>" can never become the control token.
+text that happens to contain "<bos>" can never become the control token. The turn markers are
+user-defined pieces that sentencepiece matches anywhere in raw text, so `pieces` tells the encoder
+(`models.batching.encode_pieces`) which text is the template's and which is a user's or a model's:
+only the template's markers become control tokens; the same strings in a prompt stay text.
 """
+
+from collections.abc import Sequence
+import dataclasses
 
 START = "<start_of_turn>"
 END = "<end_of_turn>"
 USER_PREFIX = f"{START}user\n"
 MODEL_PREFIX = f"{START}model\n"
+# Strings a tokenizer turns into turn-structure tokens wherever they occur in the text it is given.
+MARKERS = (START, END)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conversation:
+  """A multi-turn prompt: earlier (question, answer) turns and the question awaiting its answer."""
+
+  history: tuple[tuple[str, str], ...]
+  question: str
+
+  def __str__(self) -> str:
+    return self.question
+
+
+# A prompt as the sampler and the batchers take it: one user turn, or a conversation.
+Prompt = str | Conversation
+# (text, is_template): the template's own text, or a user's or a model's (never control tokens).
+Piece = tuple[str, bool]
 
 
 def format_prompt(prompt: str) -> str:
@@ -25,6 +50,26 @@ def format_response(response: str) -> str:
 def format_dialog(prompt: str, response: str) -> str:
   """A whole single-turn exchange."""
   return format_prompt(prompt) + format_response(response)
+
+
+def prompt_pieces(prompt: Prompt) -> list[Piece]:
+  """`format_prompt(prompt)` (or the conversation's multi-turn text) as template and content pieces."""
+  turns: Sequence[tuple[str, str]] = prompt.history if isinstance(prompt, Conversation) else ()
+  question = prompt.question if isinstance(prompt, Conversation) else prompt
+  pieces: list[Piece] = []
+  for q, a in turns:
+    pieces += [(USER_PREFIX, True), (q, False), (f"{END}\n{MODEL_PREFIX}", True), (a, False), (f"{END}\n", True)]
+  return pieces + [(USER_PREFIX, True), (question, False), (f"{END}\n{MODEL_PREFIX}", True)]
+
+
+def response_pieces(response: str) -> list[Piece]:
+  """`format_response(response)` as content and template pieces."""
+  return [(response, False), (END, True)]
+
+
+def prompt_text(prompt: Prompt) -> str:
+  """The whole text of `prompt_pieces(prompt)`."""
+  return "".join(text for text, _ in prompt_pieces(prompt))
 
 
 def parse_dialog(text: str) -> tuple[str, str | None]:

@@ -16,7 +16,7 @@ def test_conversation_text_is_gemmas_multi_turn_template():
   history = [("Add 3 and 4.", "Reversed sum: 7")]
   assert generation.conversation_text(history, "Now add 5 more.") == GEMMA_TWO_TURNS
   prompt = generation.sampler_prompt(history, "Now add 5 more.")
-  assert chat_template.format_prompt(prompt) == GEMMA_TWO_TURNS
+  assert chat_template.prompt_text(prompt) == GEMMA_TWO_TURNS
   assert generation.sampler_prompt([], "Add 3 and 4.") == "Add 3 and 4."
 
 

@@ -31,7 +31,7 @@ import openai
 import tqdm
 
 from eva_jax.creator import config as creator_config
-from eva_jax.models import chat_template
+from eva_jax.models import batching
 from eva_jax.rewards import credentials
 from eva_jax.sampling import sampler
 
@@ -57,7 +57,7 @@ class GemmaBackend:
     self.model, self.params, self.tokenizer, self.config, self.mesh = model, params, tokenizer, config, mesh
 
   def fits(self, prompt: str) -> bool:
-    ids = self.tokenizer.encode(chat_template.format_prompt(prompt), add_bos=True)
+    ids = batching.encode_prompt(self.tokenizer, prompt)
     return len(ids) <= self.config.max_cache_length - self.config.max_new_tokens
 
   def complete(self, prompts: Sequence[str], rng: np.random.Generator) -> list[Completion]:
