@@ -69,6 +69,12 @@ def paper_settings(config):
   config.eval.max_new_tokens = 1024  # Held-out answer tokens.
   config.eval.max_cache_length = 2048  # Prompt + answer tokens.
   config.eval.every_rounds = 0  # Evaluate with --mode=eval (and the benchmark exports).
+  # Benchmark answers at the benchmarks' own lengths: Arena-Hard's real questions reach ~9,100
+  # characters (~2,300 tokens) and its answers 4,096 tokens; MT-Bench's (FastChat) 1,024 per turn.
+  config.eval.export.max_new_tokens = 4096  # Arena-Hard / AlpacaEval answer tokens.
+  config.eval.export.mt_bench_max_new_tokens = 1024  # FastChat's MT-Bench answer length.
+  config.eval.export.max_cache_length = 8192  # Question (with earlier turns) + answer tokens.
+  config.eval.export.batch_size = 16  # Questions per sampler call (the cache is 8x the loop's).
   return config
 
 
@@ -101,6 +107,9 @@ def runlocal(config):
   config.task = "addition_lsb"  # The embedded task (the shipped base's prompt format) for seeds, reward, evolver, held-out set.
   config.eval.every_rounds = 1
   config.eval.per_bucket = 1
+  config.eval.export.max_new_tokens = 64
+  config.eval.export.mt_bench_max_new_tokens = 0
+  config.eval.export.max_cache_length = 512
   return config
 
 

@@ -25,6 +25,14 @@ def read_json(path: epath.PathLike) -> Any:
     ) from None
 
 
+def write_json(path: epath.PathLike, value: Any, indent: int | None = None) -> None:
+  """Writes `value` as JSON whole to a temporary file, then renames it: a kill never leaves it torn."""
+  path = epath.Path(path)
+  tmp = path.parent / f".{path.name}.tmp"
+  tmp.write_text(json.dumps(value, indent=indent, default=float))
+  tmp.replace(path)
+
+
 def check_workdir(workdir: epath.PathLike) -> epath.Path:
   """`workdir`, created if missing; ValueError if it is a file or (on a local disk) not writable."""
   workdir = epath.Path(workdir)

@@ -4,6 +4,12 @@ Layout under the pool root (local or gs://):
 
     gen_000001.json                       manifest = commit marker, written last
     gen_000001-<token>/eva_pool/1.0.0/    the TFDS dataset (dataset_info.json, features.json, shards)
+    gen_000001.scores.json                the new prompts' reward stats, scored after the commit
+
+A generation's new prompts are scored by the round that made them, after the generation was
+committed; `write_scores` keeps those stats beside it and `read_generation` fills them into the
+records that have none, so the pool holds every score the run computed (plain TFDS readers see
+the dataset as written: the new prompts unscored).
 
 Any TFDS user reads a generation with `tfds.builder_from_directory(pool.dataset_dir(g))`; its
 "train" split holds one example per prompt with the fields of `records.PromptRecord`.
@@ -25,6 +31,7 @@ import dataclasses
 import io
 import itertools
 import json
+import math
 import re
 import tempfile
 import time
@@ -208,6 +215,32 @@ class Pool:
         else:
           path.unlink()
 
+  def _scores_path(self, generation: int) -> epath.Path:
+    return self.root / f"gen_{generation:06d}.scores.json"
+
+  def write_scores(self, generation: int, records: Iterable[records_lib.PromptRecord]) -> None:
+    """Keeps the reward stats of `records` (prompts of committed `generation`) beside it (process 0)."""
+    if not self._manifest_path(generation).exists():
+      raise FileNotFoundError(f"pool generation {generation} is not committed in {self.root}")
+    if jax.process_index() == 0:
+      scores = {
+        r.prompt_id: [None if math.isnan(v) else v for v in (float(getattr(r, f)) for f in records_lib.STAT_FIELDS)]
+        for r in records
+        if r.n > 0
+      }
+      state_files.write_json(self._scores_path(generation), {"generation": generation, "scores": scores})
+
+  def scores(self, generation: int) -> dict[str, dict[str, float]]:
+    """{prompt_id: {stat field: value}} written by `write_scores` for `generation` ({} if none)."""
+    path = self._scores_path(generation)
+    if not path.exists():
+      return {}
+    table = state_files.read_json(path)["scores"]
+    return {
+      pid: {f: math.nan if v is None else v for f, v in zip(records_lib.STAT_FIELDS, row, strict=True)}
+      for pid, row in table.items()
+    }
+
   def data_source(self, generation: int | None = None):
     """The generation as a plain TFDS random-access data source (decoded dict per prompt)."""
     return tfds.builder_from_directory(self.dataset_dir(generation)).as_data_source(SPLIT)
@@ -231,4 +264,12 @@ class Pool:
         is_text = field not in _INT_FIELDS and field not in _FLOAT_FIELDS
         columns.append([v.decode("utf-8") for v in values] if is_text else values)
       out.extend(itertools.starmap(records_lib.PromptRecord, zip(*columns)))
+    scores = self.scores(self._resolve(generation))
+    if scores:
+      out = [
+        dataclasses.replace(r, **(scores[r.prompt_id] | {"n": int(scores[r.prompt_id]["n"])}))
+        if r.n == 0 and r.prompt_id in scores
+        else r
+        for r in out
+      ]
     return out

@@ -22,6 +22,12 @@ def _sampling(section, num_samples: int) -> sampler.SamplingConfig:
   return sampler.SamplingConfig(num_samples=num_samples, **{k: getattr(section, k) for k in _SAMPLING_FIELDS})
 
 
+# What an export does with a question that does not fit the cache next to its answer: cut the
+# question from the left (its end, where the ask usually is, is kept; counted and printed), leave
+# it out of the answer file (listed in <model>.skipped.json), or stop the export.
+LONG_PROMPT_POLICIES = ("truncate", "skip", "fail")
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
   """Benchmark answer generation; a benchmark runs when its question file is set."""
@@ -34,16 +40,21 @@ class ExportConfig:
   category_temperatures: bool  # MT-Bench/Arena-Hard: FastChat's per-category temperatures
   temperature: float  # 0 = greedy
   top_p: float
-  max_new_tokens: int
+  max_new_tokens: int  # answer tokens per turn (Arena-Hard, AlpacaEval)
+  mt_bench_max_new_tokens: int  # MT-Bench answer tokens per turn; 0 = max_new_tokens
   max_cache_length: int
   batch_size: int  # questions per sampler call
+  long_prompts: str  # a question longer than the cache leaves room for: truncate | skip | fail
 
   @property
   def enabled(self) -> bool:
     return bool(self.arena_hard_questions or self.mt_bench_questions or self.alpaca_eval_instructions)
 
-  def sampling(self) -> sampler.SamplingConfig:
-    return _sampling(self, num_samples=1)
+  def sampling(self, benchmark: str = "") -> sampler.SamplingConfig:
+    config = _sampling(self, num_samples=1)
+    if benchmark == "mt_bench" and self.mt_bench_max_new_tokens:
+      config = dataclasses.replace(config, max_new_tokens=self.mt_bench_max_new_tokens)
+    return config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,10 +116,13 @@ def _export(config) -> ExportConfig:
     temperature=fields.number(config, "eval.export.temperature", low=0.0),
     top_p=_top_p(config, "eval.export"),
     max_new_tokens=fields.integer(config, "eval.export.max_new_tokens", low=1),
+    mt_bench_max_new_tokens=fields.integer(config, "eval.export.mt_bench_max_new_tokens", low=0),
     max_cache_length=fields.integer(config, "eval.export.max_cache_length", low=2),
     batch_size=fields.integer(config, "eval.export.batch_size", low=1),
+    long_prompts=fields.choice(config, "eval.export.long_prompts", LONG_PROMPT_POLICIES),
   )
   _check_cache("eval.export", export.sampling())
+  _check_cache("eval.export", export.sampling("mt_bench"))
   return export
 
 

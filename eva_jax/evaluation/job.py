@@ -73,7 +73,13 @@ def export_benchmarks(
   model, params, tokenizer, cfg: EvalConfig, workdir: epath.PathLike, *, mesh: jax.sharding.Mesh | None = None
 ) -> list[exports.Exported]:
   """Answer files for the configured benchmarks under `cfg.export.dir` ("" = `<workdir>/benchmarks`)."""
-  respond = generation.Responder(
-    model, params, tokenizer, cfg.export.sampling(), jax.random.key(cfg.seed), mesh
+  respond_for = lambda benchmark: generation.Responder(
+    model,
+    params,
+    tokenizer,
+    cfg.export.sampling(benchmark),
+    jax.random.key(cfg.seed),
+    mesh,
+    long_prompts=cfg.export.long_prompts,
   )
-  return exports.run_exports(respond, cfg.export, cfg.export.dir or epath.Path(workdir) / "benchmarks")
+  return exports.run_exports(respond_for, cfg.export, cfg.export.dir or epath.Path(workdir) / "benchmarks")

@@ -96,29 +96,55 @@ def _question_id(record: dict, where: str):
   return field(record, "question_id", (int, str), where)
 
 
-def _unique_ids(records: Sequence[Record]) -> None:
+def _unique_ids(records: Sequence[Record], key: str = "question_id") -> None:
   first = {}
   for where, record in records:
-    qid = record["question_id"]
+    qid = record[key]
     if qid in first:
-      raise FormatError(f"{where}: question_id {qid!r} repeats {first[qid]}")
+      raise FormatError(f"{where}: {key} {qid!r} repeats {first[qid]}")
     first[qid] = where
 
 
-def read_arena_hard_questions(path: epath.PathLike) -> list[dict]:
-  """Arena-Hard (v0.1) `question.jsonl`: `{"question_id", "category", "turns": [{"content": str}, ...]}`.
+ARENA_HARD_V2 = "v2"  # arena-hard-auto since v2.0 (April 2025): {uid, category, prompt}; answers by uid
+ARENA_HARD_V01 = "v0.1"  # the FastChat-style layout before it: {question_id, category, turns}
 
-  arena-hard-auto's gen_answer.py reads question_id, category and turns[j]["content"]; gen_judgment.py
-  reads question_id and turns[i]["content"]. Image turns (content lists) are not supported.
+
+def arena_hard_format(questions: Sequence[dict]) -> str:
+  """ARENA_HARD_V2 or ARENA_HARD_V01: the layout of questions read by `read_arena_hard_questions`."""
+  return ARENA_HARD_V2 if "uid" in questions[0] else ARENA_HARD_V01
+
+
+def read_arena_hard_questions(path: epath.PathLike) -> list[dict]:
+  """Arena-Hard `question.jsonl` in either layout, detected from the first record.
+
+  v2 (arena-hard-auto since v2.0, its v0.1 data reformatted too): `{"uid": str, "category": str,
+  "prompt": str, "subcategory"?/"cluster"?: str}`; gen_answer.py and gen_judgment.py read uid,
+  category and prompt. v0.1 (before April 2025): `{"question_id", "category", "turns": [{"content":
+  str}, ...]}`; gen_answer.py read question_id, category and turns[j]["content"]. A file mixing the
+  two is refused. Image turns (content lists) are not supported.
   """
   records = load_jsonl(path)
+  v2 = "uid" in records[0][1]
   for where, question in records:
-    _question_id(question, where)
+    if ("uid" in question) != v2:
+      raise FormatError(
+        f"{where}: mixes Arena-Hard layouts: the first record has "
+        + ("'uid' (v2)" if v2 else "'question_id' (v0.1)")
+        + ", this one does not"
+      )
     field(question, "category", str, where)
+    if v2:
+      field(question, "uid", str, where, nonempty=True)
+      field(question, "prompt", str, where, nonempty=True)
+      for optional in ("subcategory", "cluster"):
+        if optional in question:
+          field(question, optional, str, where)
+      continue
+    _question_id(question, where)
     turns = field(question, "turns", list, where, nonempty=True)
     for j, turn in enumerate(turns):
       field(turn, "content", str, where, f"turns[{j}].content", nonempty=True)
-  _unique_ids(records)
+  _unique_ids(records, "uid" if v2 else "question_id")
   return [question for _, question in records]
 
 
@@ -193,11 +219,11 @@ def _match_questions(answers: Sequence[tuple[str, dict, int]], questions: Sequen
 
 
 def _check_answer_file(
-  path, questions: Sequence[dict] | None, check_turn: Callable[[object, str, str], None]
+  path, questions: Sequence[dict] | None, check_turn: Callable[[object, str, str], None], model: str | None
 ) -> int:
   """The checks FastChat-style answer files share; `check_turn(turn, where, name)` checks one turn."""
   path = epath.Path(path)
-  model = _model_of(path)
+  model = model or _model_of(path)
   records = load_jsonl(path)
   checked = []
   for where, answer in records:
@@ -224,24 +250,81 @@ def _string_turn(turn, where: str, name: str, nonempty: bool = False) -> None:
     raise FormatError(f"{where}: field '{name}' must be {kind}, got {json.dumps(turn)[:40]}")
 
 
-def check_arena_hard_answers(path: epath.PathLike, questions: Sequence[dict] | None = None) -> int:
-  """Checks `model_answer/<model>.jsonl` for arena-hard-auto (v0.1); returns the number of answers.
+_MARKDOWN_COUNTS = {
+  "header_count": ("h1", "h2", "h3", "h4", "h5", "h6"),
+  "list_count": ("ordered", "unordered"),
+  "bold_count": ("**", "__"),
+}
 
-  Its utils.load_model_answers keys lines by question_id under the file's name; gen_judgment.py reads
-  model_id and choices[0]["turns"][i]["content"]; show_result.py reads choices[0]["turns"][0]
-  ["token_len"]. With `questions`, every question must have exactly one answer with one turn per turn.
+
+def _check_v2_answer(answer: dict, where: str, model: str) -> None:
+  field(answer, "uid", str, where, nonempty=True)
+  field(answer, "ans_id", str, where, nonempty=True)
+  if field(answer, "model", str, where) != model:
+    raise FormatError(f"{where}: model {answer['model']!r} differs from the file's model name {model!r}")
+  field(answer, "tstamp", (int, float), where)
+  messages = field(answer, "messages", list, where, nonempty=True)
+  last = len(messages) - 1
+  for j, message in enumerate(messages):
+    role = field(message, "role", str, where, f"messages[{j}].role")
+    if role not in ("system", "user", "assistant") or (j == last) != (role == "assistant"):
+      raise FormatError(f"{where}: field 'messages[{j}].role' is {role!r}; only the last message is the assistant's")
+    if j < last:
+      field(message, "content", str, where, f"messages[{j}].content")
+  content = field(messages[last], "content", dict, where, f"messages[{last}].content")
+  field(content, "answer", str, where, f"messages[{last}].content.answer")
+  metadata = field(answer, "metadata", dict, where)
+  if field(metadata, "token_len", int, where, "metadata.token_len") < 0:
+    raise FormatError(f"{where}: field 'metadata.token_len' is negative")
+  for group, keys in _MARKDOWN_COUNTS.items():
+    counts = field(metadata, group, dict, where, f"metadata.{group}")
+    for key in keys:
+      field(counts, key, int, where, f"metadata.{group}.{key}")
+
+
+def check_arena_hard_answers(
+  path: epath.PathLike, questions: Sequence[dict] | None = None, model: str | None = None
+) -> int:
+  """Checks `model_answer/<model>.jsonl` for arena-hard-auto; returns the number of answers.
+
+  v2 (answers with "uid"): utils.completion.load_model_answers keys lines by uid under the file's
+  name; gen_judgment.py reads messages[-1]["content"]["answer"]; show_result.py reads "model" and the
+  "metadata" (token_len, then the header/list/bold counts) for style control. v0.1: lines keyed by
+  question_id; choices[0]["turns"][i]["content"] and ["token_len"]. With `questions` (of the same
+  layout), every question must have exactly one answer, and nothing else. `model`: the name the file
+  will have (default: from `path`), so a temporary file can be checked before it is renamed.
   """
-  return _check_answer_file(path, questions, _arena_hard_turn)
+  path = epath.Path(path)
+  if questions is not None and arena_hard_format(questions) == ARENA_HARD_V01:
+    return _check_answer_file(path, questions, _arena_hard_turn, model)
+  model = model or _model_of(path)
+  records = load_jsonl(path)
+  if questions is None and "uid" not in records[0][1]:
+    return _check_answer_file(path, None, _arena_hard_turn, model)
+  for where, answer in records:
+    _check_v2_answer(answer, where, model)
+  _unique_ids(records, "uid")
+  if questions is not None:
+    wanted = {q["uid"] for q in questions}
+    for where, answer in records:
+      if answer["uid"] not in wanted:
+        raise FormatError(f"{where}: uid {answer['uid']!r} is not in the question file")
+    missing = sorted(wanted - {a["uid"] for _, a in records})
+    if missing:
+      raise FormatError(f"{path}: no answer to {len(missing)} question(s): {missing[:_SHOWN]}")
+  return len(records)
 
 
-def check_mt_bench_answers(path: epath.PathLike, questions: Sequence[dict] | None = None) -> int:
+def check_mt_bench_answers(
+  path: epath.PathLike, questions: Sequence[dict] | None = None, model: str | None = None
+) -> int:
   """Checks `model_answer/<model>.jsonl` for FastChat's MT-Bench judge; returns the number of answers.
 
   common.load_model_answers keys lines by question_id under the file's name; the judges read
   choices[0]["turns"][0] and, for the second turn, choices[0]["turns"][1] (strings). With
   `questions`, every question must have exactly one answer with one turn per question turn.
   """
-  return _check_answer_file(path, questions, _string_turn)
+  return _check_answer_file(path, questions, _string_turn, model)
 
 
 def check_alpaca_eval_outputs(path: epath.PathLike, instructions: Sequence[dict] | None = None) -> int:

@@ -212,6 +212,10 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
     if children:
       ctx.stop.check(where)
       new = _score(ctx, params, children, jax.random.fold_in(key, 1), times)
+      with times("pool_io"):  # the pool keeps the new prompts' first scores with their generation
+        ctx.pool.write_scores(
+          next_generation, records_lib.with_stats(children, new.rewards, None, ctx.cfg.creator.info_metric)
+        )
       ctx.stop.check(where)
       new_pairs = pairs_lib.best_vs_worst(new.rewards, ctx.loop.min_gap, ctx.loop.min_chosen_reward)
       new_idx, old_idx = pairs_lib.mix(len(new_pairs), len(old_pairs), ctx.loop.old_fraction, mix_rng)

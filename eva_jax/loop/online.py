@@ -118,6 +118,13 @@ def with_pool_stats(records, stats) -> list:
   ]
 
 
+def checkpoint_target(cfg, param_shardings, mesh, params):
+  """The abstract train state (shapes, dtypes, shardings) an online checkpoint restores into."""
+  optimizer = optim.make_optimizer(cfg.solver.optimizer)
+  shardings = train_state.state_shardings(optimizer, param_shardings, mesh, with_ref=True)
+  return abstract_state(shardings, optimizer, params)
+
+
 def run_online(
   ctx, params, *, start_step: int, generation: int, restore=None, on_step=None, stats_restored=None
 ):

@@ -4,13 +4,24 @@ Step k of the checkpoint manager is "round k finished" (0 = the warm start finis
 holds the round, the pool generation the next round starts from, and the config the run was
 started with, so a resumed run continues exactly where the last finished round left it and a
 config that changed in a field that matters is refused.
+
+Every save also stores the checksum of its arrays (`models.checksum`) in the JSON; a restore
+checks it. `restore_verified` resumes from the newest step that verifies: a damaged newer step
+(flipped bytes, a truncated file, NaN in the params) is named in one line and moved to
+`<workdir>/checkpoints_damaged/`, so it is neither trained on nor garbage-collected in place of a
+good one (orbax deletes the oldest steps only when a newer one is saved).
 """
 
+from collections.abc import Callable
 from collections.abc import Mapping
+import sys
 
 from etils import epath
 import jax
 import orbax.checkpoint as ocp
+
+from eva_jax.models import checksum as checksum_lib
+from eva_jax.parallel import distributed
 
 # Fields whose change makes a stored run a different experiment.
 PINNED_FIELDS = ("seed", "model.name", "model.param_dtype", "solver.loss", "loop.mode", "creator.task")
@@ -33,18 +44,71 @@ class RunCheckpoints:
 
     `tree` is the params (offline) or the state dict of the whole TrainState (online).
     """
+    meta = {**meta, "checksum": checksum_lib.tree_checksum(tree)}
     self.manager.save(
-      step, args=ocp.args.Composite(params=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(dict(meta)))
+      step, args=ocp.args.Composite(params=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))
     )
     self.manager.wait_until_finished()
 
   def restore(self, step: int, abstract_params) -> tuple[dict, dict]:
-    """(tree, meta) of `step`; `abstract_params` carries the target shapes, dtypes and shardings."""
+    """(tree, meta) of `step`; `abstract_params` carries the target shapes, dtypes and shardings.
+
+    Raises CheckpointDamaged when the arrays do not match the checksum saved with them (steps
+    written before checksums were saved are checked for NaN/inf only).
+    """
     restored = self.manager.restore(
       step,
       args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract_params), meta=ocp.args.JsonRestore()),
     )
+    what = f"checkpoint {self.directory / str(step)}"
+    checksum_lib.verify(restored["params"], restored["meta"].get("checksum"), what)
     return restored["params"], restored["meta"]
+
+  def restore_verified(
+    self, target: Callable[[dict], object], check: Callable[[dict], None] = lambda meta: None
+  ) -> tuple[int, object, dict] | None:
+    """(step, tree, meta) of the newest step that restores and verifies; None when there are no steps.
+
+    `target(meta)` gives the restore target of a step (abstract params, or None for numpy);
+    `check(meta)` may refuse a step for reasons that are not damage (a changed config): its error
+    propagates. Damaged newer steps are moved to `checkpoints_damaged/` once a good one is found;
+    when none verifies, nothing is moved and the error names every step.
+    """
+    damaged: list[tuple[int, str]] = []
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        meta = self.meta(step)
+      except Exception as error:  # noqa: BLE001  (unreadable JSON: damage, whatever the library raises)
+        damaged.append((step, f"its metadata does not read ({type(error).__name__}: {str(error)[:200]})"))
+        continue
+      check(meta)
+      try:
+        tree, meta = self.restore(step, target(meta))
+      except checksum_lib.CheckpointDamaged as error:
+        damaged.append((step, str(error)))
+        continue
+      except Exception as error:  # noqa: BLE001  (a decoding error of the storage library)
+        damaged.append((step, f"its arrays do not read ({type(error).__name__}: {str(error).splitlines()[0][:200]})"))
+        continue
+      for bad, reason in damaged:
+        self._quarantine(bad, reason, step)
+      return step, tree, meta
+    if damaged:
+      raise checksum_lib.CheckpointDamaged(
+        "no checkpoint in " + str(self.directory) + " verifies: " + "; ".join(f"step {s}: {r}" for s, r in damaged)
+      )
+    return None
+
+  def _quarantine(self, step: int, reason: str, good: int) -> None:
+    target = self.directory.parent / "checkpoints_damaged" / str(step)
+    print(f"{reason}; moved to {target}, resuming from checkpoint {good}", file=sys.stderr, flush=True)
+    if jax.process_index() == 0:
+      target.parent.mkdir(parents=True, exist_ok=True)
+      if target.exists():
+        target.rmtree()
+      (self.directory / str(step)).rename(target)
+    distributed.barrier(f"quarantine checkpoint {step}")
+    self.manager.reload()
 
   def meta(self, step: int) -> dict:
     """Only the JSON part of `step` (what the run was doing), without reading any arrays."""

@@ -9,7 +9,6 @@ after saving the train state of the current step, offline before the interrupted
 """
 
 import collections
-import json
 import time
 
 from etils import epath
@@ -24,6 +23,7 @@ from eva_jax.creator import pool as pool_lib
 from eva_jax.creator import seeds as seeds_lib
 from eva_jax.creator.evolvers import factory as evolver_factory
 from eva_jax.evaluation import config as eval_config
+from eva_jax.evaluation import exports
 from eva_jax.evaluation import headline as headline_lib
 from eva_jax.evaluation import heldout
 from eva_jax.evaluation import job
@@ -48,9 +48,7 @@ def _report(*args) -> None:
 
 def _write_summary(path: epath.Path, summary: dict) -> None:
   if distributed.is_main_process():
-    tmp = path.parent / f".{path.name}.tmp"  # written whole, then renamed: a kill never tears it
-    tmp.write_text(json.dumps(summary, indent=1, default=float))
-    tmp.replace(path)
+    state_files.write_json(path, summary, indent=1)
 
 
 def _warm_start(cfg, loop, solver: setup.SolverModel, writer, stop: preemption_lib.Preemption):
@@ -214,6 +212,7 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
   summary_path = workdir / "summary.json"
   latest = checkpoints.latest()
   last = loop.steps if loop.mode == "online" else loop.rounds
+  tree = None  # the restored checkpoint's arrays
   if latest is None:
     if pool.latest() is None:
       seeds = generation_lib.initial_generation(
@@ -233,6 +232,7 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
     if (workdir / "round0").exists():  # a start killed before checkpoint 0: nothing depends on it yet
       _report(f"{workdir / 'round0'} is left from a start that stopped before checkpoint 0; rewriting it")
       (workdir / "round0").rmtree()
+      params_lib.checksum_path(workdir / "round0").unlink(missing_ok=True)
     params_lib.save_params(workdir / "round0", params)
     evaluator = _Evaluator(cfg, solver, reward_source, params, workdir)
     evaluation = evaluator(params, 0, last)
@@ -243,11 +243,16 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
     summary = {"rounds": [{"round": 0, "generation": 0, "eval": evaluation}]}
     _write_summary(summary_path, summary)
   else:
-    meta = checkpoints.meta(latest)
-    run_state.check_compatible(meta["config"], run_state.pinned(flat_config), force=force)
-    params = solver.params
-    if not meta.get("step"):  # offline rounds and the warm start store params only
-      params, _ = checkpoints.restore(latest, run_state.abstract_like(solver.params))
+    # Online checkpoints hold the whole train state; offline rounds and the warm start params only.
+    target = lambda meta: (
+      flax.serialization.to_state_dict(online.checkpoint_target(cfg, solver.shardings, solver.mesh, solver.params))
+      if meta.get("step")
+      else run_state.abstract_like(solver.params)
+    )
+    latest, tree, meta = checkpoints.restore_verified(
+      target, check=lambda meta: run_state.check_compatible(meta["config"], run_state.pinned(flat_config), force=force)
+    )
+    params = solver.params if meta.get("step") else tree
     round0 = None
     if cfg.eval.reference == eval_config.ROUND0:
       round0 = params_lib.restore_params(workdir / "round0", solver.model, solver.shardings)
@@ -282,7 +287,8 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
     stop=stop,
   )
   if loop.mode == "online":
-    params = _online(ctx, params, meta, latest, checkpoints, writer, summary, evaluator)
+    restored = tree if meta.get("step") else None
+    params = _online(ctx, params, meta, restored, checkpoints, writer, summary, evaluator)
   else:
     params = _offline(ctx, params, meta, checkpoints, writer, (summary, summary_path), evaluator, progress)
   return summary
@@ -334,13 +340,12 @@ def _offline(ctx, params, meta, checkpoints, writer, summary_and_path, evaluator
   return params
 
 
-def _online(ctx, params, meta, latest, checkpoints, writer, summary, evaluator):
+def _online(ctx, params, meta, restored, checkpoints, writer, summary, evaluator):
+  """RLOO steps from `meta`'s step; `restored` is the checkpointed train state's dict (None: fresh)."""
   loop = ctx.loop
   restore = None
-  if meta.get("step"):
-    restore = lambda abstract: flax.serialization.from_state_dict(
-      abstract, checkpoints.restore(latest, flax.serialization.to_state_dict(abstract))[0]
-    )
+  if restored is not None:
+    restore = lambda abstract: flax.serialization.from_state_dict(abstract, restored)
 
   def on_step(step, state, generation, stats, records):
     writer.scalars(step, stats)
@@ -388,6 +393,9 @@ def evaluate_run(cfg, workdir: epath.PathLike) -> dict:
   (an official checkpoint, or random init); the round-0 reference is `<workdir>/round0` if present.
   """
   workdir = epath.Path(workdir)
+  if cfg.eval.export.enabled:  # question files are checked before minutes of model loading
+    found = exports.read_inputs(cfg.eval.export)
+    _report("benchmark questions: " + ", ".join(f"{b} {n}" for b, n in found.items()))
   solver = setup.build(cfg)
   params = solver.params
   checkpoints = run_state.RunCheckpoints(workdir, 1_000_000)  # never deletes anything here

@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
+from eva_jax import state_files
+from eva_jax.models import checksum
 from eva_jax.parallel import partition
 
 
@@ -78,19 +80,39 @@ def load_gemma_checkpoint(path: epath.PathLike, model: gm.nn.Transformer, shardi
   return params
 
 
+def checksum_path(path: epath.PathLike) -> epath.Path:
+  """Where `save_params(path, ...)` writes the checksum of what it saved: beside the directory."""
+  path = epath.Path(path)
+  return path.parent / f"{path.name}.checksum.json"
+
+
 def save_params(path: epath.PathLike, params) -> None:
-  """Writes params with orbax (atomically: a half-written checkpoint is never read back)."""
+  """Writes params with orbax (atomically: a half-written checkpoint is never read back), then their
+  checksum beside them (`checksum_path`), which `restore_params` checks."""
+  sums = checksum.tree_checksum(params)
   checkpointer = ocp.StandardCheckpointer()
   checkpointer.save(epath.Path(path), params)
   checkpointer.wait_until_finished()
+  if jax.process_index() == 0:
+    state_files.write_json(checksum_path(path), sums)
 
 
 def restore_params(path: epath.PathLike, model: gm.nn.Transformer, shardings):
-  """Reads params written by `save_params` straight into `shardings`."""
+  """Reads params written by `save_params` straight into `shardings`.
+
+  Raises CheckpointDamaged (a ValueError) when they do not match the checksum saved beside them
+  or hold NaN/inf (a directory saved without a checksum is checked for NaN/inf only).
+  """
   path = epath.Path(path)
   if not path.exists():
     raise FileNotFoundError(f"params checkpoint {path} does not exist")
   expected = abstract_params(model)
-  params = ocp.StandardCheckpointer().restore(path, _sharded_target(expected, shardings))
-  _check_structure(params, expected, f"params checkpoint {path}")
+  what = f"params checkpoint {path}"
+  try:
+    params = ocp.StandardCheckpointer().restore(path, _sharded_target(expected, shardings))
+  except (OSError, ValueError, RuntimeError) as error:
+    raise checksum.CheckpointDamaged(f"{what} does not read: {str(error).splitlines()[0][:300]}") from error
+  _check_structure(params, expected, what)
+  sums = checksum_path(path)
+  checksum.verify(params, state_files.read_json(sums) if sums.exists() else None, what)
   return params

@@ -102,6 +102,24 @@ def test_the_creator_stats_are_kept_in_the_manifest(tmp_path):
   assert pool.manifest(1)["stats"] == {}
 
 
+def test_new_prompts_scores_are_kept_beside_their_generation(tmp_path):
+  pool = pool_lib.Pool(tmp_path)
+  with pytest.raises(FileNotFoundError, match="generation 1 is not committed"):
+    pool.write_scores(1, [])
+  pool.write_generation(1, _records(1))
+  child = _records(1)[-1]
+  scored = dataclasses.replace(child, n=4, mean=0.25, max=1.0, min=0.0, std=0.43, info=math.nan)
+  pool.write_scores(1, [scored, _records(1)[2]])  # an unscored record (n = 0) is not kept
+  (kept,) = pool.scores(1).values()
+  assert list(pool.scores(1)) == ["g1-0"] and math.isnan(kept.pop("info"))
+  assert kept == {"n": 4, "mean": 0.25, "max": 1.0, "min": 0.0, "std": 0.43}
+  back = pool.read_generation(1)
+  assert _as_float32(back[-1]) == _as_float32(scored)
+  # Records scored in the dataset itself keep their own stats; the rest are as written.
+  assert [_as_float32(r) for r in back[:-1]] == [_as_float32(r) for r in _records(1)[:-1]]
+  assert pool.generations() == [1] and pool.scores(0) == {}
+
+
 def test_a_generation_without_its_manifest_is_invisible_and_cleaned_up(tmp_path):
   pool = pool_lib.Pool(tmp_path)
   pool.write_generation(0, _records(0))

@@ -27,6 +27,11 @@ ARENA_HARD = [
     "turns": [{"content": "Add 3 and 4."}, {"content": "Now add 5 more."}],
   },
 ]
+# arena-hard-auto's layout since v2.0 (data/arena-hard-v2.0/question.jsonl).
+ARENA_HARD_V2 = [
+  {"uid": "2edbb5f36f5b42be", "category": "hard_prompt", "subcategory": "coding", "prompt": "Write a poem."},
+  {"uid": "0253f09025cc40cd", "category": "creative_writing", "subcategory": "creative_writing", "prompt": "Add 3 and 4."},
+]
 MT_BENCH = [
   {"question_id": 81, "category": "writing", "turns": ["Write a short note.", "Rewrite it as a rhyme."]},
   {"question_id": 111, "category": "math", "turns": ["What is 5 + 7?", "And 12 + 30?"]},
@@ -55,18 +60,20 @@ def exported(tmp_path_factory, responder):
   cfg = ExportConfig(
     dir="",
     model_id="eva-tiny_r1",
-    arena_hard_questions=_write_jsonl(inputs / "arena_hard.jsonl", ARENA_HARD),
+    arena_hard_questions=_write_jsonl(inputs / "arena_hard.jsonl", ARENA_HARD_V2),
     mt_bench_questions=_write_jsonl(inputs / "mt_bench.jsonl", MT_BENCH),
     alpaca_eval_instructions=str(inputs / "alpaca_eval.json"),
     category_temperatures=False,
     temperature=0.0,
     top_p=1.0,
     max_new_tokens=12,
+    mt_bench_max_new_tokens=0,
     max_cache_length=256,
     batch_size=32,
+    long_prompts="truncate",
   )
   out = tmp_path_factory.mktemp("benchmarks")
-  return out, {e.benchmark: e for e in exports.run_exports(responder, cfg, out)}
+  return out, {e.benchmark: e for e in exports.run_exports(lambda benchmark: responder, cfg, out)}
 
 
 def _jsonl(path):
@@ -83,11 +90,34 @@ def test_layout_and_counts(exported):
   assert sorted(p.name for p in (out / "arena_hard" / "model_answer").iterdir()) == ["eva-tiny_r1.jsonl"]
 
 
-def test_arena_hard_answers(exported, responder, tokenizer):
+def test_arena_hard_v2_answers(exported, responder, tokenizer):
   answers = _jsonl(exported[1]["arena_hard"].path)
+  assert [a["uid"] for a in answers] == [q["uid"] for q in ARENA_HARD_V2]
+  assert all(a["model"] == "eva-tiny_r1" and isinstance(a["tstamp"], float) for a in answers)
+  assert len({a["ans_id"] for a in answers}) == 2
+  expected = responder([q["prompt"] for q in ARENA_HARD_V2], 0, None)
+  for answer, question, text in zip(answers, ARENA_HARD_V2, expected):
+    # gen_judgment.py reads the answer at messages[-1]["content"]["answer"].
+    assert answer["messages"] == [
+      {"role": "user", "content": question["prompt"]},
+      {"role": "assistant", "content": {"answer": text}},
+    ]
+    # show_result.py's style control: token_len first, then the markdown counts (tiktoken is not
+    # installed here, so the solver's tokenizer counted; the answer says so).
+    assert list(answer["metadata"]) == ["token_len", "header_count", "list_count", "bold_count"]
+    assert answer["metadata"]["token_len"] == len(tokenizer.encode(text))
+    assert answer["metadata"]["header_count"] == exports.markdown_counts(text)["header_count"]
+    assert answer["token_len_tokenizer"] == "solver"
+  assert validators.check_arena_hard_answers(exported[1]["arena_hard"].path, ARENA_HARD_V2) == 2
+
+
+def test_arena_hard_v01_layout_is_still_written(tmp_path, responder, tokenizer):
+  done = exports.export_answers(
+    "arena_hard", responder, _write_jsonl(tmp_path / "q.jsonl", ARENA_HARD), tmp_path / "out", "eva-tiny_r1"
+  )
+  answers = _jsonl(done.path)
   assert [a["question_id"] for a in answers] == ["a1f3", "c9d0"]
   assert all(a["model_id"] == "eva-tiny_r1" and isinstance(a["tstamp"], float) for a in answers)
-  assert len({a["answer_id"] for a in answers}) == 2
   turns = [a["choices"][0]["turns"] for a in answers]
   assert [len(t) for t in turns] == [1, 2]
   first = responder([q["turns"][0]["content"] for q in ARENA_HARD], 0, None)
@@ -96,7 +126,80 @@ def test_arena_hard_answers(exported, responder, tokenizer):
   assert turns[1][1]["content"] == second[0]
   for turn in (t for ts in turns for t in ts):
     assert turn["token_len"] == len(tokenizer.encode(turn["content"]))
-  assert validators.check_arena_hard_answers(exported[1]["arena_hard"].path, ARENA_HARD) == 2
+  assert validators.check_arena_hard_answers(done.path, ARENA_HARD) == 2
+
+
+def test_markdown_counts_follow_arena_hard_autos_definitions():
+  text = "# T\n## S\n1. a\n2. b\n - c\n**bold** and __b__\n```\n# not a header\n- nor a list\n```\n"
+  assert exports.markdown_counts(text) == {
+    "header_count": {"h1": 1, "h2": 1, "h3": 0, "h4": 0, "h5": 0, "h6": 0},
+    "list_count": {"ordered": 2, "unordered": 1},
+    "bold_count": {"**": 1, "__": 1},
+  }
+
+
+LONG = {"uid": "long1", "category": "hard_prompt", "prompt": "Context: " + "7 + 8 = 51, " * 60 + "What is 3 + 4?"}
+
+
+@pytest.fixture(scope="module")
+def short_cache(tiny_model, sft_params, tokenizer):
+  """A responder whose cache leaves 52 prompt tokens: the LONG question does not fit."""
+  sampling = sampler.SamplingConfig(max_new_tokens=12, temperature=0.0, top_p=1.0, max_cache_length=64)
+  return lambda policy: generation.Responder(
+    tiny_model, sft_params, tokenizer, sampling, jax.random.key(0), progress=False, long_prompts=policy
+  )
+
+
+def test_a_long_question_is_truncated_from_the_left_and_counted(tmp_path, short_cache, tokenizer, capfd):
+  respond = short_cache("truncate")
+  questions = _write_jsonl(tmp_path / "q.jsonl", [ARENA_HARD_V2[0], LONG])
+  done = exports.export_answers("arena_hard", respond, questions, tmp_path / "out", "m")
+  assert (done.count, done.truncated, done.skipped) == (2, 1, 0)
+  (fitted,) = respond.fitted
+  assert fitted.tokens > fitted.limit == 52 and fitted.cut_tokens >= fitted.tokens - 52
+  assert "1 question(s) cut from the left to fit the cache" in capfd.readouterr().err
+  cut = tokenizer.decode(tokenizer.encode(LONG["prompt"])[fitted.cut_tokens :])
+  assert LONG["prompt"].endswith(cut) and cut.endswith("What is 3 + 4?")  # the ask is kept
+  assert _jsonl(done.path)[1]["messages"][0]["content"] == LONG["prompt"]  # the file holds the question
+  assert _jsonl(done.path)[1]["messages"][1]["content"]["answer"] == respond([cut], 0, None)[0]
+
+
+def test_a_long_question_is_skipped_and_listed_or_fails(tmp_path, short_cache):
+  questions = _write_jsonl(tmp_path / "q.jsonl", [ARENA_HARD_V2[0], LONG])
+  done = exports.export_answers("arena_hard", short_cache("skip"), questions, tmp_path / "out", "m")
+  assert (done.count, done.truncated, done.skipped) == (1, 0, 1)
+  assert [a["uid"] for a in _jsonl(done.path)] == [ARENA_HARD_V2[0]["uid"]]
+  (listed,) = json.loads((done.path.parent / "m.skipped.json").read_text())
+  assert listed["id"] == "long1" and listed["cut_tokens"] is None and listed["limit"] == 52
+  with pytest.raises(ValueError, match="prompt 1 has .* tokens .* the limit is 52"):
+    exports.export_answers("arena_hard", short_cache("fail"), questions, tmp_path / "out2", "m")
+  assert not (tmp_path / "out2").exists()
+
+
+def test_an_answer_file_that_fails_its_check_is_never_put_in_place(tmp_path, echo, monkeypatch):
+  questions = _write_jsonl(tmp_path / "q.jsonl", ARENA_HARD_V2)
+  record = exports._answer_record
+  monkeypatch.setattr(exports, "_answer_record", lambda *a: {k: v for k, v in record(*a).items() if k != "ans_id"})
+  with pytest.raises(validators.FormatError, match=r"\.m\.jsonl\.tmp: line 1: missing field 'ans_id'"):
+    exports.export_answers("arena_hard", echo, questions, tmp_path / "out", "m")
+  assert list((tmp_path / "out" / "model_answer").iterdir()) == []
+
+
+def test_question_files_are_read_before_the_model_is_built(tmp_path, monkeypatch):
+  from configs import quickstart
+  from eva_jax import config as config_lib
+  from eva_jax.loop import runner
+  from eva_jax.models import setup
+
+  (tmp_path / "q.jsonl").write_text(json.dumps(ARENA_HARD_V2[0]) + "\n" + json.dumps(ARENA_HARD[0]) + "\n")
+  config = config_lib.override(quickstart.get_config(), {"eval.export.arena_hard_questions": str(tmp_path / "q.jsonl")})
+  cfg = config_lib.parse(config, jax.device_count())
+  monkeypatch.setattr(setup, "build", lambda cfg: pytest.fail("the model was built before the questions were checked"))
+  with pytest.raises(validators.FormatError, match="q.jsonl: line 2: mixes Arena-Hard layouts"):
+    runner.evaluate_run(cfg, tmp_path / "run")
+  config.eval.export.arena_hard_questions = str(tmp_path / "missing.jsonl")
+  with pytest.raises(FileNotFoundError, match="arena_hard question file .*missing.jsonl does not exist"):
+    runner.evaluate_run(config_lib.parse(config, jax.device_count()), tmp_path / "run")
 
 
 def test_mt_bench_second_turn_sees_the_first(exported, responder):

@@ -191,3 +191,66 @@ def test_model_ids_name_files():
   for bad in ("", "a/b", ".hidden", "a b", "x\n"):
     with pytest.raises(ValueError, match="model id"):
       validators.check_model_id(bad)
+
+
+# arena-hard-auto v2.0: questions {uid, category, subcategory, prompt}; answers keyed by uid with
+# the text at messages[-1]["content"]["answer"] and style-control metadata.
+ARENA_V2_QUESTION = {"uid": "2edbb5f36f5b42be", "category": "hard_prompt", "subcategory": "coding", "prompt": "Hi?"}
+ARENA_V2_ANSWER = {
+  "uid": "2edbb5f36f5b42be",
+  "ans_id": "dgYC",
+  "model": "m",
+  "messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": {"answer": "Hello."}}],
+  "tstamp": 1.5,
+  "metadata": {
+    "token_len": 3,
+    "header_count": {f"h{n}": 0 for n in range(1, 7)},
+    "list_count": {"ordered": 0, "unordered": 0},
+    "bold_count": {"**": 0, "__": 0},
+  },
+}
+
+
+@pytest.mark.parametrize(
+  "line, message",
+  [
+    (_edit(ARENA_V2_QUESTION, lambda q: q.pop("prompt")), "line 2: missing field 'prompt'"),
+    (_edit(ARENA_V2_QUESTION, lambda q: q.update(prompt=" ")), "line 2: field 'prompt' is empty"),
+    (_edit(ARENA_V2_QUESTION, lambda q: q.update(uid=7)), "line 2: field 'uid' must be a string"),
+    (_edit(ARENA_V2_QUESTION, lambda q: q.update(cluster=1)), "line 2: field 'cluster' must be a string"),
+    (ARENA_QUESTION, "line 2: mixes Arena-Hard layouts: the first record has 'uid' \\(v2\\)"),
+    (ARENA_V2_QUESTION, "line 2: uid '2edbb5f36f5b42be' repeats .*line 1"),
+  ],
+)
+def test_arena_hard_v2_question_errors(tmp_path, line, message):
+  assert validators.read_arena_hard_questions(_jsonl(tmp_path / "q.jsonl", ARENA_V2_QUESTION)) == [ARENA_V2_QUESTION]
+  path = _jsonl(tmp_path / "q.jsonl", ARENA_V2_QUESTION, line)
+  with pytest.raises(validators.FormatError, match=message):
+    validators.read_arena_hard_questions(path)
+  assert validators.arena_hard_format([ARENA_V2_QUESTION]) == "v2"
+  assert validators.arena_hard_format([ARENA_QUESTION]) == "v0.1"
+
+
+@pytest.mark.parametrize(
+  "change, message",
+  [
+    (lambda a: a.pop("uid"), "missing field 'uid'"),
+    (lambda a: a.update(model="x"), "model 'x' differs from the file's model name 'm'"),
+    (lambda a: a["messages"][1].update(content="Hello."), "'messages\\[1\\].content' must be an object"),
+    (lambda a: a["messages"][1]["content"].pop("answer"), "missing field 'messages\\[1\\].content.answer'"),
+    (lambda a: a["messages"].reverse(), "'messages\\[0\\].role' is 'assistant'"),
+    (lambda a: a["metadata"].pop("token_len"), "missing field 'metadata.token_len'"),
+    (lambda a: a["metadata"]["bold_count"].pop("__"), "missing field 'metadata.bold_count.__'"),
+    (lambda a: a.update(uid="zz"), "uid 'zz' is not in the question file"),
+  ],
+)
+def test_arena_hard_v2_answer_errors(tmp_path, change, message):
+  good = _jsonl(tmp_path / "m.jsonl", ARENA_V2_ANSWER)
+  assert validators.check_arena_hard_answers(good, [ARENA_V2_QUESTION]) == 1
+  assert validators.check_arena_hard_answers(good) == 1  # layout from the file itself
+  second = _edit(ARENA_V2_QUESTION, lambda q: q.update(uid="u2"))
+  with pytest.raises(validators.FormatError, match="no answer to 1 question\\(s\\): \\['u2'\\]"):
+    validators.check_arena_hard_answers(good, [ARENA_V2_QUESTION, second])
+  path = _jsonl(tmp_path / "m.jsonl", _edit(ARENA_V2_ANSWER, change))
+  with pytest.raises(validators.FormatError, match=message):
+    validators.check_arena_hard_answers(path, [ARENA_V2_QUESTION])

@@ -1,8 +1,10 @@
 """A run killed with SIGKILL mid-round, or stopped by SIGTERM, resumes to the same pool generations and
-params as a clean run."""
+params as a clean run; a damaged checkpoint is detected and the run resumes from the last good one."""
 
 import json
 import os
+import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,10 +53,15 @@ def _final(workdir):
 
 
 @pytest.fixture(scope="module")
-def clean_run(tmp_path_factory):
+def clean_workdir(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("clean")
   _run_here(workdir)
-  return _final(workdir)
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def clean_run(clean_workdir):
+  return _final(clean_workdir)
 
 
 def _interrupt_in_round_2(workdir, sig):
@@ -103,3 +110,52 @@ def test_sigterm_stops_cleanly_and_the_round_is_redone(tmp_path, clean_run):
   assert "stopped on SIGTERM" in err and "round 2 (redone on resume)" in err
   assert "Traceback" not in err
   _assert_resumes_to(tmp_path, clean_run)
+
+
+def _flip_bytes(directory: pathlib.Path, count: int = 64) -> pathlib.Path:
+  """Flips `count` bytes in the middle of the largest file under `directory` (its array data)."""
+  target = max((f for f in directory.rglob("*") if f.is_file()), key=lambda f: f.stat().st_size)
+  data = bytearray(target.read_bytes())
+  middle = len(data) // 2
+  for i in range(middle, middle + count):
+    data[i] ^= 0xFF
+  target.write_bytes(bytes(data))
+  return target
+
+
+def test_a_damaged_checkpoint_is_set_aside_and_the_run_resumes_from_the_last_good_one(
+  tmp_path, clean_workdir, clean_run, capfd
+):
+  workdir = tmp_path / "run"
+  shutil.copytree(clean_workdir, workdir)
+  _flip_bytes(workdir / "checkpoints" / "2" / "params")
+  with pytest.raises(ValueError, match="damaged|does not read"):
+    run_state.RunCheckpoints(workdir, 2).restore(2, None)
+  capfd.readouterr()
+  _run_here(workdir)  # rounds = 2: round 2 is redone from checkpoint 1
+  err = capfd.readouterr().err
+  assert "checkpoints_damaged/2, resuming from checkpoint 1" in err, err[-2000:]
+  assert (workdir / "checkpoints_damaged" / "2" / "params").is_dir()
+  step, params, texts, creator = _final(workdir)
+  assert step == clean_run[0] == 2 and texts == clean_run[2] and creator == clean_run[3]
+  jax.tree.map(np.testing.assert_array_equal, clean_run[1], params)  # the redone round, bit for bit
+  assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [1, 2]
+
+
+def test_a_damaged_round0_reference_is_refused_with_its_path(tmp_path, clean_workdir):
+  workdir = tmp_path / "run"
+  shutil.copytree(clean_workdir, workdir)
+  _flip_bytes(workdir / "round0")
+  shutil.rmtree(workdir / "checkpoints" / "2")  # so that the run has a round left to do
+  with pytest.raises(ValueError, match=r"params checkpoint .*round0 (is damaged|does not read)"):
+    _run_here(workdir)
+
+
+def test_no_checkpoint_verifies_nothing_is_moved(tmp_path, clean_workdir):
+  workdir = tmp_path / "run"
+  shutil.copytree(clean_workdir, workdir)
+  for step in (1, 2):
+    _flip_bytes(workdir / "checkpoints" / str(step) / "params")
+  with pytest.raises(ValueError, match="no checkpoint in .* verifies: step 2: .*; step 1: "):
+    _run_here(workdir)
+  assert not (workdir / "checkpoints_damaged").exists()

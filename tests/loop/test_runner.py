@@ -56,8 +56,13 @@ def test_one_round_grows_the_pool_with_lineage(run_dir):
   assert children and all(r.source == "evolved" for r in children)
   known = {r.prompt_id for r in gen1}
   assert all(c.parent_id in known and c.root_id in {s.prompt_id for s in seeds} for c in children)
-  # The old prompts carry this round's reward statistics.
+  # The old prompts carry this round's reward statistics, and the new ones the scores the round
+  # gave them after committing the generation (kept beside it; plain TFDS readers see them unscored).
   assert all(r.n == 4 for r in gen1 if r.generation == 0)
+  assert all(c.n == 4 and 0.0 <= c.min <= c.mean <= c.max <= 1.0 for c in children)
+  raw = pool.data_source(1)
+  assert all(int(raw[i]["n"]) == 0 for i, r in enumerate(gen1) if r.generation == 1)
+  assert set(pool.scores(1)) == {c.prompt_id for c in children}
 
 
 def test_metrics_summary_and_checkpoint(run_dir):
