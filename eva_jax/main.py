@@ -7,9 +7,26 @@ checkpoints. `--verbose` (or EVA_VERBOSE=1) shows the full traceback instead.
 """
 
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow (pulled in by gemma/TFDS) is chatty.
+_STOPPED = 75  # = preemption.EXIT_CODE, which cannot be imported yet
+
+
+def _stop_before_the_loop(signum, frame):
+  """SIGTERM outside the loop's own handler (imports, set-up, exit): nothing is being saved."""
+  del signum, frame
+  print(
+    "eva_jax: stopped on SIGTERM outside the eva loop (nothing was being saved); rerun the same command",
+    file=sys.stderr,
+    flush=True,
+  )
+  os._exit(_STOPPED)  # noqa: SLF001  (an import may be half done: no clean-up to run)
+
+
+# Installed before the heavy imports (JAX, TensorFlow: seconds), so a stop there is reported too.
+signal.signal(signal.SIGTERM, _stop_before_the_loop)
 
 from absl import app
 from absl import flags

@@ -64,6 +64,22 @@ class MetricsWriter:
       }
     )
 
+  def drop_after(self, committed) -> int:
+    """Rewrites metrics.jsonl with only the records `committed(record)` keeps; returns how many went.
+
+    A resumed run redoes the work after its checkpoint and logs it again: without this, a redone
+    round's records would be in the file twice. (TensorBoard keeps both; it plots the last.)
+    """
+    if not self.enabled or not self.path.exists():
+      return 0
+    lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if committed(json.loads(line))]
+    if len(kept) < len(lines):
+      tmp = self.path.parent / f".{self.path.name}.tmp"
+      tmp.write_text("".join(line + "\n" for line in kept))
+      tmp.replace(self.path)
+    return len(lines) - len(kept)
+
   def flush(self) -> None:
     if self._tb is not None:
       self._tb.flush()

@@ -31,6 +31,7 @@ class RunCheckpoints:
   """Orbax `CheckpointManager` over `<workdir>/checkpoints`, keeping the last `keep` steps."""
 
   def __init__(self, workdir: epath.PathLike, keep: int):
+    self.keep = keep
     self.directory = epath.Path(workdir) / "checkpoints"
     self.manager = ocp.CheckpointManager(
       self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
@@ -98,6 +99,18 @@ class RunCheckpoints:
         "no checkpoint in " + str(self.directory) + " verifies: " + "; ".join(f"step {s}: {r}" for s, r in damaged)
       )
     return None
+
+  def prune(self, verified: int) -> list[int]:
+    """Deletes steps older than the newest `keep` (orbax's retention), never `verified` or newer.
+
+    A kill right after a save, before orbax removed the oldest step, would otherwise leave it forever
+    when no later save follows (e.g. after the final round).
+    """
+    steps = sorted(self.manager.all_steps())
+    extra = [s for s in steps[: max(len(steps) - self.keep, 0)] if s < verified]
+    for step in extra:
+      self.manager.delete(step)
+    return extra
 
   def _quarantine(self, step: int, reason: str, good: int) -> None:
     target = self.directory.parent / "checkpoints_damaged" / str(step)

@@ -214,6 +214,11 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
   last = loop.steps if loop.mode == "online" else loop.rounds
   tree = None  # the restored checkpoint's arrays
   if latest is None:
+    if loop.warmstart_steps and pool.latest() is not None:
+      _report(
+        f"{workdir} has no checkpoint 0 yet (an earlier start stopped before it): the warm start "
+        f"restarts from step 0 of {loop.warmstart_steps}"
+      )
     if pool.latest() is None:
       seeds = generation_lib.initial_generation(
         cfg.pool,
@@ -253,6 +258,8 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
       target, check=lambda meta: run_state.check_compatible(meta["config"], run_state.pinned(flat_config), force=force)
     )
     params = solver.params if meta.get("step") else tree
+    checkpoints.prune(latest)  # steps left past the retention by a kill right after a save
+    writer.drop_after(_committed_record(loop, meta))  # records of the work about to be redone
     round0 = None
     if cfg.eval.reference == eval_config.ROUND0:
       round0 = params_lib.restore_params(workdir / "round0", solver.model, solver.shardings)
@@ -292,6 +299,28 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
   else:
     params = _offline(ctx, params, meta, checkpoints, writer, (summary, summary_path), evaluator, progress)
   return summary
+
+
+def _committed_record(loop, meta):
+  """Whether a metrics.jsonl record belongs to what the checkpoint of `meta` committed.
+
+  Axes (see `_offline`/`_online`): warmstart/* on the SFT step (committed by checkpoint 0), train/*
+  on the global optimizer step, everything else on the round (offline) or RLOO step (online).
+  """
+  def committed(record: dict) -> bool:
+    keys = [k for k in record if k not in ("step", "kind")]
+    if record.get("kind") == "scalars" and keys and all(k.startswith("warmstart/") for k in keys):
+      return True
+    step = record["step"]
+    if loop.mode == "online":
+      if any(k.startswith("eval/") for k in keys):  # round 0's eval, or the final one (redone)
+        return step == 0 or step < meta.get("step", 0)
+      return step < meta.get("step", 0)  # step s is written after RLOO step s + 1 finished
+    if record.get("kind") == "scalars" and keys and all(k.startswith("train/") for k in keys):
+      return step <= meta.get("train_steps", 0)
+    return step <= meta["round"]
+
+  return committed
 
 
 def _committed_rounds(rounds: list[dict], last_committed: int) -> list[dict]:

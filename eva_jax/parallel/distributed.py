@@ -23,8 +23,10 @@ Only process 0 talks: after joining, every other process disables its tqdm progr
 
 from collections.abc import Callable
 from collections.abc import Mapping
+from typing import Any
 import dataclasses
 import functools
+import json
 import os
 
 from absl import logging
@@ -240,3 +242,25 @@ def run_on_main(fn: Callable[[], np.ndarray], shape: tuple[int, ...], dtype=np.f
   if int(status[0]):
     raise MainProcessError(f"process 0 failed: {_decode(message)}")
   return np.asarray(value, np.int32)[:words].view(dtype).reshape(shape).copy()
+
+
+def run_on_main_json(fn: Callable[[], Any]) -> Any:
+  """`fn()` (a JSON-serialisable value: strings, lists, dicts) computed on process 0 only and sent to
+  every process; a collective like `run_on_main`, whose error handling it shares.
+
+  Two broadcasts: the payload's byte length, then its bytes. With one process it returns `fn()`.
+  """
+  if jax.process_count() == 1:
+    return fn()
+  payload: dict[str, bytes] = {}
+
+  def length() -> np.ndarray:
+    payload["bytes"] = json.dumps(fn(), ensure_ascii=False).encode("utf-8")
+    return np.array([len(payload["bytes"])], np.int32)
+
+  size = int(run_on_main(length, (1,), np.int32)[0])
+  words = max(-(-size // 4), 1)
+  data = run_on_main(
+    lambda: np.frombuffer(payload["bytes"].ljust(words * 4, b"\0"), np.int32), (words,), np.int32
+  )
+  return json.loads(bytes(data.view(np.uint8))[:size].decode("utf-8"))

@@ -100,13 +100,14 @@ def save(directory: epath.PathLike, params: dict, model_name: str, param_dtype: 
   if (directory / PARAMS_DIR).exists():
     raise FileExistsError(f"reward-model checkpoint {directory} already exists")
   directory.mkdir(parents=True, exist_ok=True)
-  params_lib.save_params(directory / PARAMS_DIR, params)
+  params_lib.save_params(directory / PARAMS_DIR, params)  # collective: every process takes part
   metadata = {
     "model_name": model_name,
     "param_dtype": param_dtype,
     "embed_dim": int(params["head"]["w"].shape[0]),
   }
-  (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
+  if jax.process_index() == 0:
+    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
 
 
 def read_metadata(directory: epath.PathLike) -> dict:

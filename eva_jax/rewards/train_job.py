@@ -6,6 +6,10 @@ AdamW step, reports held-out pairwise accuracy (overall and per corruption) befo
 writes the reward model to `<workdir>/reward_model` (orbax params + metadata + the run's config).
 It then loads that checkpoint back through the "model" reward source and checks it scores the
 held-out pairs exactly as the trained params did. Figures go to `<workdir>/reward_model_train.json`.
+
+Multi-host: every process runs the same steps on the global mesh (each feeds only its own devices'
+rows of a batch) and takes part in the collective orbax save; process 0 alone removes an old
+checkpoint, writes the JSON files and prints.
 """
 
 import json
@@ -22,6 +26,7 @@ from eva_jax.models import architectures
 from eva_jax.models import batching
 from eva_jax.models import params as params_lib
 from eva_jax.models import tokenizer as tokenizer_lib
+from eva_jax.parallel import distributed
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
 from eva_jax.rewards import bradley_terry
@@ -33,6 +38,11 @@ from eva_jax.tasks import get_task
 
 CHECKPOINT_DIR = "reward_model"
 FIGURES_FILE = "reward_model_train.json"
+
+
+def _say(text: str) -> None:
+  if distributed.is_main_process():
+    print(text)
 
 
 def pairwise_accuracy(source, pairs: preferences.PreferencePairs) -> dict[str, float]:
@@ -96,7 +106,7 @@ def run(
     raise ValueError(
       f"{num} training pairs cannot fill a batch of config.reward_model.batch_size={train.batch_size}"
     )
-  print(
+  _say(
     f"reward model {cfg.model.name} on mesh {dict(mesh.shape)}: {num} training pairs ({data.tokens.shape[1]} "
     f"columns), {len(eval_pairs)} held-out pairs of task {task.name!r}, corruptions {list(train.corruptions)}"
   )
@@ -124,11 +134,13 @@ def run(
   after = pairwise_accuracy(source, eval_pairs)
   trained_scores = source.score(eval_pairs.prompts, eval_pairs.chosen)
   ckpt = workdir / CHECKPOINT_DIR
-  if ckpt.exists():
+  if ckpt.exists() and distributed.is_main_process():
     ckpt.rmtree()
+  distributed.barrier("reward_model_old_checkpoint_removed")
   reward_model.save(ckpt, params, cfg.model.name, cfg.model.param_dtype)
-  if config_dict is not None:
+  if config_dict is not None and distributed.is_main_process():
     (ckpt / "config.json").write_text(config_dict.to_json_best_effort(indent=1))
+  distributed.barrier("reward_model_saved")
   loaded = model_source.load_model_source(
     ckpt,
     tokenizer_path=cfg.model.tokenizer,
@@ -155,11 +167,12 @@ def run(
     "checkpoint": str(ckpt),
     "seconds": time.perf_counter() - start,
   }
-  (workdir / FIGURES_FILE).write_text(json.dumps(figures, indent=1))
-  print(f"{'held-out pairs':<24} {'before':>8} {'after':>8}")
+  if distributed.is_main_process():
+    (workdir / FIGURES_FILE).write_text(json.dumps(figures, indent=1))
+  _say(f"{'held-out pairs':<24} {'before':>8} {'after':>8}")
   for key in after:
-    print(f"{key:<24} {before[key]:8.3f} {after[key]:8.3f}")
-  print(
+    _say(f"{key:<24} {before[key]:8.3f} {after[key]:8.3f}")
+  _say(
     f"loss {figures['loss_first']:.4f} -> {figures['loss_last']:.4f}; reward model written to {ckpt} and "
     f"reloaded with identical scores; done in {figures['seconds']:.1f}s; figures in {workdir / FIGURES_FILE}\n"
     f"use it: --config.reward.kind=model --config.reward.checkpoint={ckpt}"

@@ -17,6 +17,8 @@ Every request is recorded (arrival time, Authorization header, JSON body); `max_
 most requests it was serving at once.
 """
 
+from collections.abc import Iterator
+import contextlib
 import http.server
 import json
 import threading
@@ -172,17 +174,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     del format, args
 
 
-@pytest.fixture(scope="session")
-def http_endpoint():
+@contextlib.contextmanager
+def serving() -> Iterator[ScriptedEndpoint]:
+  """A ScriptedEndpoint served on 127.0.0.1 (its `base_url` set) until the block ends."""
   server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
   server.daemon_threads = True
   server.endpoint = ScriptedEndpoint()
   thread = threading.Thread(target=server.serve_forever, daemon=True)
   thread.start()
   server.endpoint.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-  yield server.endpoint
-  server.shutdown()
-  server.server_close()
+  try:
+    yield server.endpoint
+  finally:
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def http_endpoint():
+  with serving() as endpoint:
+    yield endpoint
 
 
 @pytest.fixture

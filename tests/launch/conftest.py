@@ -17,6 +17,7 @@ import pytest
 from eva_jax.rewards import server as server_lib
 from eva_jax.rewards import task_source
 from eva_jax.tasks import get_task
+from tests.creator import conftest as llm_stub
 from tests.hang_guard import HANG_GUARD_S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -118,13 +119,14 @@ def summary_has_round(workdir, index: int):
 
 
 class KillAndResume:
-  """A launcher job whose process `victim` is SIGKILLed as soon as `ready()`; when the launcher has
-  exited, the same command is started again on the same workdir (the resume). A thread does the
-  watching, so the job runs from the start of the session like the others."""
+  """A launcher job whose process `victim` gets `sig` (SIGKILL, or SIGTERM: a preemption notice to
+  one host) as soon as `ready()`; when the launcher has exited, the same command is started again on
+  the same workdir (the resume). A thread does the watching, so the job runs from the start of the
+  session like the others."""
 
-  def __init__(self, name, tmp, processes, devices, args, *, ready, victim):
+  def __init__(self, name, tmp, processes, devices, args, *, ready, victim, sig=signal.SIGKILL):
     self.relaunch = lambda: launch(f"{name}_resumed", tmp, processes, devices, *args)
-    self.ready, self.victim = ready, victim
+    self.ready, self.victim, self.sig = ready, victim, sig
     self.first = launch(name, tmp, processes, devices, *args)
     self.second = None
     self.first_result = None
@@ -147,7 +149,7 @@ class KillAndResume:
           return
         time.sleep(0.1)
       pid = pid_of(self.first.log_path, self.victim)
-      os.kill(pid, signal.SIGKILL)
+      os.kill(pid, self.sig)
       self.killed_after_s = time.monotonic() - self._start
       self.first_result = self.first.result()
       self.second = self.relaunch()
@@ -213,6 +215,7 @@ def jobs(tmp_path_factory):
   quick = ("--config=configs/quickstart.py",)
   stack = contextlib.ExitStack()
   server = stack.enter_context(reward_server())
+  llm = stack.enter_context(llm_stub.serving())  # an OpenAI-compatible endpoint for the LLM evolver
   started = {
     "probe_2x2": launch("probe_2x2", tmp, 2, 2, module="tests.launch.distributed_probe"),
     "check_2x2": launch("check_2x2", tmp, 2, 2, *quick, f"--workdir={tmp / 'check_2x2'}", *CHECK_FLAGS),
@@ -231,6 +234,18 @@ def jobs(tmp_path_factory):
       ready=summary_has_round(tmp / "train_2x2", 1),
       victim=1,
     ),
+    # Process 1 alone gets SIGTERM once round 1 is checkpointed: both stop at the same safe point
+    # (75), and the rerun ends equal to train_1x4.
+    "term_2x2": KillAndResume(
+      "term_2x2",
+      tmp,
+      2,
+      2,
+      (f"--workdir={tmp / 'term_2x2'}", *TRAIN_FLAGS),
+      ready=summary_has_round(tmp / "term_2x2", 1),
+      victim=1,
+      sig=signal.SIGTERM,
+    ),
     "reward_2x2": launch(
       "reward_2x2",
       tmp,
@@ -238,7 +253,22 @@ def jobs(tmp_path_factory):
       2,
       f"--url={server.url}",
       f"--down_url={closed_port_url()}",
+      f"--llm_url={llm.base_url}",
       module="tests.launch.reward_probe",
+    ),
+    # A reward model trained on 2 processes x 2 devices (each feeds its own devices' rows).
+    "rm_2x2": launch(
+      "rm_2x2",
+      tmp,
+      2,
+      2,
+      "--config=configs/reward_model.py",
+      f"--workdir={tmp / 'rm_2x2'}",
+      "--mode=train_reward_model",
+      "--config.reward_model.steps=6",
+      "--config.reward_model.train_pairs=64",
+      "--config.reward_model.eval_pairs=16",
+      "--config.reward_model.batch_size=8",
     ),
     # The memory plan for 64 v5e chips with tensor=8: shapes only, one plain process.
     "plan": Job(
@@ -256,6 +286,7 @@ def jobs(tmp_path_factory):
   }
   started["tmp"] = tmp
   started["reward_server"] = server
+  started["llm_endpoint"] = llm
   yield started
   for job in started.values():
     if isinstance(job, Job | KillAndResume):

@@ -7,15 +7,21 @@ Joins the distributed system, then scores the same pairs on every process with
 - the remote source against `down_url`, where nothing listens: every process must fail, not hang;
 - a tiny random JAX reward model (`reward.kind=model`) on a mesh over every process's devices, and
   again on this process's first device alone (the single-process reference);
+- the LLM evolver's HTTP backend against `llm_url` (an OpenAI-compatible stub): only process 0 may
+  send the rewrite requests, every process must get the same completions;
 and prints one `REWARDS <json>` line with what it got (rewards as float32 hex, to compare bit for bit).
 """
 
 import argparse
+import dataclasses
 import json
 
 import jax
 import numpy as np
 
+from eva_jax.creator import config as creator_config
+from eva_jax.creator.evolvers import backends
+from eva_jax.creator.evolvers import meta_prompts as meta
 from eva_jax.models import architectures
 from eva_jax.models import tokenizer as tokenizer_lib
 from eva_jax.parallel import distributed
@@ -56,6 +62,7 @@ def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("--url", required=True)
   parser.add_argument("--down_url", required=True)
+  parser.add_argument("--llm_url", required=True)
   opts = parser.parse_args()
   distributed.initialize(distributed.settings_from())
   prompts, responses = pairs()
@@ -78,6 +85,9 @@ def main() -> None:
 
   model_global = _model_rewards(prompts, responses, jax.devices())
   model_local = _model_rewards(prompts, responses, jax.local_devices()[:1])
+  llm = creator_config.LLMConfig(base_url=opts.llm_url, model="rewriter-1", api_key_env="", requests_per_second=0.0)
+  meta_prompts = [meta.render(method, p) for method, p in zip(meta.METHODS, prompts[:3])]
+  completions = backends.OpenAIBackend(llm, progress=False).complete(meta_prompts, np.random.default_rng(0))
   distributed.barrier("reward_probe_done")
   report = {
     "process": jax.process_index(),
@@ -87,6 +97,7 @@ def main() -> None:
     "down_error": down_error,
     "model_global": _hex(model_global),
     "model_local": _hex(model_local),
+    "evolver": [dataclasses.astuple(c) for c in completions],
   }
   print("REWARDS " + json.dumps(report), flush=True)
 

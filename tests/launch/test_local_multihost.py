@@ -21,6 +21,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from eva_jax.creator import pool as pool_lib
+from eva_jax.loop import preemption
 from tests.hang_guard import HANG_GUARD_S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -136,6 +137,12 @@ def test_remote_and_model_rewards_on_two_processes(jobs):
     "process 0 failed: RewardServerError: reward server http://127.0.0.1"
   )
   assert "connection failed" in reports[1]["down_error"]
+  # The LLM evolver's HTTP backend: process 0 alone sent the 3 rewrite requests, and both processes
+  # got its completions (text, finish reason, attempts), bit for bit.
+  llm = jobs["llm_endpoint"]
+  assert len(llm.requests) == 3
+  assert reports[0]["evolver"] == reports[1]["evolver"] and len(reports[0]["evolver"]) == 3
+  assert all(text and finish == "stop" and attempts == 1 for text, finish, attempts in reports[0]["evolver"])
   # Model: a reward model sharded over both processes' devices gives every process all rewards,
   # equal to the same model on one device.
   assert reports[0]["model_global"] == reports[1]["model_global"]
@@ -239,13 +246,29 @@ def test_killing_one_process_stops_the_run_and_the_same_command_resumes_it(jobs)
   assert "warm start" not in out_resumed and "round 1 (pool generation" not in out_resumed
 
 
+def test_sigterm_to_one_process_stops_every_process_at_the_same_point_and_resumes(jobs):
+  (code, out), (code_resumed, out_resumed) = jobs["term_2x2"].results()
+  # Process 1 was signalled; process 0 stopped too (the flag is combined across processes) and
+  # reported where; the launcher's status is the stop's 75, not a kill's.
+  assert code == preemption.EXIT_CODE, out[-4000:]
+  assert "[p0] eva_jax: stopped on SIGTERM" in out and "rerun the same command to resume" in out
+  assert "Traceback" not in out
+  assert code_resumed == 0, out_resumed[-4000:]
+  assert "[p0] round 2 (pool generation 2)" in out_resumed
+  _assert_matches_1x4(jobs, jobs["tmp"] / "term_2x2")
+
+
 def test_train_on_2x2_processes_matches_1x4(jobs):
   """The 2 x 2 run was killed after round 1 and resumed: its results must not show it."""
   _, (code_resumed, out_resumed) = jobs["train_2x2"].results()
   assert code_resumed == 0, out_resumed[-4000:]
+  _assert_matches_1x4(jobs, jobs["tmp"] / "train_2x2")
+
+
+def _assert_matches_1x4(jobs, run):
   _results(jobs, "train_1x4")
   tmp = jobs["tmp"]
-  runs = [tmp / "train_2x2", tmp / "train_1x4"]
+  runs = [run, tmp / "train_1x4"]
   summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
   assert [r["round"] for r in summaries[0]["rounds"]] == [0, 1, 2]
   assert summaries[0]["rounds"][1]["stats"]["round/train_pairs"] > 0  # the round trained on pairs
@@ -268,3 +291,15 @@ def test_online_rloo_on_2x2_processes_matches_1x4(jobs):
   _assert_same_pool(runs, [0, 1, 2])  # the creator ran after steps 3 and 6
   for step in (3, 6):  # the whole train state: params, AdamW moments, step, reference
     _assert_close_params(runs, step)
+
+
+def test_a_reward_model_trains_on_two_processes_and_process_0_alone_writes(jobs):
+  code, output = jobs["rm_2x2"].result()
+  assert code == 0, output[-4000:]
+  workdir = jobs["tmp"] / "rm_2x2"
+  figures = json.loads((workdir / "reward_model_train.json").read_text())
+  assert figures["steps"] == 6 and figures["reload_equal"] and np.isfinite(figures["loss_last"])
+  assert json.loads((workdir / "reward_model" / "reward_model.json").read_text())["model_name"] == "tiny"
+  # One report, from process 0; both processes trained (the run ends only when both finish).
+  assert any("reloaded with identical scores" in line for line in _lines(output, 0))
+  assert not any("reloaded with identical scores" in line for line in _lines(output, 1))

@@ -102,3 +102,20 @@ def test_online_run_stopped_by_sigterm_saves_its_step_and_resumes_to_the_clean_r
   params_b, records_b = _final(stopped)
   assert json.dumps(records_a) == json.dumps(records_b)  # NaN-safe equality of texts and scores
   jax.tree.map(np.testing.assert_array_equal, params_a, params_b)
+
+
+def test_sigterm_while_importing_exits_75_with_a_message(tmp_path):
+  # The loop's own handler is installed only once the run starts; before that (imports of JAX and
+  # TensorFlow take seconds) eva_jax.main's early handler reports the stop.
+  process = subprocess.Popen(
+    [sys.executable, "-m", "eva_jax.main", "--config=configs/quickstart.py", f"--workdir={tmp_path}"],
+    env=os.environ | {"JAX_PLATFORMS": "cpu"},
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+  time.sleep(1.0)
+  process.send_signal(signal.SIGTERM)
+  _, err = process.communicate(timeout=HANG_GUARD_S)
+  assert process.returncode == preemption.EXIT_CODE, err[-2000:]
+  assert "eva_jax: stopped on SIGTERM outside the eva loop" in err and "Traceback" not in err

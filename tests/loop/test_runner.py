@@ -143,6 +143,11 @@ def test_a_round_recorded_but_not_checkpointed_is_redone_once(run_dir, tmp_path)
   _run(workdir, **{"loop.rounds": 2})
   summary = json.loads((workdir / "summary.json").read_text())
   assert [r["round"] for r in summary["rounds"]] == [0, 1, 2]
+  # metrics.jsonl holds each record once, as the uninterrupted run wrote them (times and the
+  # redone round's marker that it read its committed pool generation back aside).
+  varies = lambda k: k.startswith("time/") or "seconds" in k or "per_s" in k or k == "creator/reused"
+  strip = lambda records: [{k: v for k, v in r.items() if not varies(k)} for r in records]
+  assert strip(metrics.read_jsonl(workdir)) == strip(metrics.read_jsonl(run_dir))
   assert summary["rounds"][2]["eval"] == finished["rounds"][2]["eval"]  # the redone round, bit for bit
 
 
@@ -177,7 +182,7 @@ def test_eval_mode_evaluates_the_run_against_round0(run_dir):
   assert saved["eval/reward"] == pytest.approx(metrics_["eval/reward"])
 
 
-def test_a_start_killed_between_round0_and_checkpoint_0_resumes(run_dir, tmp_path):
+def test_a_start_killed_between_round0_and_checkpoint_0_resumes(run_dir, tmp_path, capfd):
   # What a kill during the round-0 evaluation (or inside checkpoint 0's save) leaves: generation 0
   # and round0/, no checkpoint, no summary. The rerun rewrites round0/ and runs as if uninterrupted.
   finished = json.loads((run_dir / "summary.json").read_text())
@@ -190,5 +195,18 @@ def test_a_start_killed_between_round0_and_checkpoint_0_resumes(run_dir, tmp_pat
       shutil.rmtree(path) if path.is_dir() else path.unlink()
   assert (workdir / "round0").is_dir()
   summary = _run(workdir)
+  assert "the warm start restarts from step 0 of 80" in capfd.readouterr().out
   assert [r["round"] for r in summary["rounds"]] == [0, 1]
   assert summary["rounds"][1]["eval"] == finished["rounds"][1]["eval"]  # bit for bit
+
+
+def test_checkpoints_past_the_retention_are_pruned_but_never_the_verified_one(tmp_path):
+  params = {"w": jax.numpy.arange(4.0)}
+  wide = run_state.RunCheckpoints(tmp_path, 5)
+  for step in range(4):
+    wide.save(step, params, {"round": step})
+  wide.close()
+  checkpoints = run_state.RunCheckpoints(tmp_path, 2)
+  assert checkpoints.prune(1) == [0]  # step 1 is the newest verified one: kept, and all after it
+  assert sorted(checkpoints.manager.all_steps()) == [1, 2, 3]
+  assert checkpoints.prune(3) == [1] and sorted(checkpoints.manager.all_steps()) == [2, 3]

@@ -13,7 +13,9 @@ for a single bad request: a request that fails ends as `Completion(None, reason)
   it took (counted by an httpx request hook), so the creator's stats count the client's retries. A
   200 answer the client cannot use (no `choices` list, a null `message`, a legacy completions
   body, non-string content) is a dropped completion with its reason, never an exception; error text
-  is scrubbed of the API key before it is logged.
+  is scrubbed of the API key before it is logged. On several processes only process 0 sends the
+  requests and its completions are broadcast to the others (`distributed.run_on_main_json`), so an
+  endpoint sees each rewrite request once per run, and every host evolves the same pool.
 """
 
 from collections.abc import Sequence
@@ -32,6 +34,7 @@ import tqdm
 
 from eva_jax.creator import config as creator_config
 from eva_jax.models import batching
+from eva_jax.parallel import distributed
 from eva_jax.rewards import credentials
 from eva_jax.sampling import sampler
 
@@ -185,7 +188,15 @@ class OpenAIBackend:
     return Completion(text, finish, max(self._attempts.count, 1))
 
   def complete(self, prompts: Sequence[str], rng: np.random.Generator) -> list[Completion]:
+    """The rewrites of `prompts`. On several processes only process 0 sends the requests (one per
+    prompt per run, not per host) and every process gets its answers (a collective)."""
     del rng  # sampling happens on the server
+    answers = distributed.run_on_main_json(
+      lambda: [dataclasses.astuple(c) for c in self._complete_here(prompts)]
+    )
+    return [Completion(*row) for row in answers]
+
+  def _complete_here(self, prompts: Sequence[str]) -> list[Completion]:
     show = len(prompts) > 16 if self.progress is None else self.progress
     with concurrent.futures.ThreadPoolExecutor(self.llm.max_concurrency) as pool:
       futures = [pool.submit(self._request, p) for p in prompts]
