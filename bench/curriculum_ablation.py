@@ -23,7 +23,8 @@ budget is visible. The online arms take the same number of RLOO steps of the sam
 Round 0 once per seed: a run with `loop.rounds=0` (seed pool, base, round-0 eval, checkpoint 0) is
 copied into each offline arm's workdir and resumed there with the arm's config (the runner's resume
 check accepts it: the pinned fields agree), so every offline arm starts from the same params and
-pool. One subprocess per seed runs all its arms in sequence (the order rotates with the seed).
+pool. One subprocess per seed runs all its arms in sequence (the order rotates with the seed);
+`--jobs` of them run at once (default 2, one per core of a 2-core machine; results do not depend on it).
 
 Primary metric: held-out (graded) task reward averaged over the buckets beyond the seeds'
 difficulty (`frontier_reward_<arm>`; also exact match), after the last round. Reported per arm over
@@ -32,10 +33,13 @@ static, gap - fresh, gap - uniform and online_weighted - online_uniform with the
 lower ends (`<a>_minus_<b>_low`). Last line: JSON.
 
 Sizes:
-  full   6 offline arms x 5 seeds (3 rounds, 192 pairs per round) + 2 online arms x 3 seeds
-         (120 RLOO steps), 100 eval prompts per bucket (700): 31 minutes on a 2-core CPU
+  full   6 offline arms x 5 seeds (the quickstart's 7 rounds, at most 256 pairs per round) + 2
+         online arms x 3 seeds (120 RLOO steps), 100 eval prompts per bucket (700): about 85
+         minutes on a 2-core CPU with --jobs 2 (the rounds' frontier gain builds over 7 rounds; at 3
+         rounds every arm ended at or below round 0)
   quick  static, fresh, uniform, gap x 3 seeds (2 rounds, 128 seed prompts, 128 pairs per round)
-         + online x 3 seeds (40 steps), 40 eval prompts per bucket: not yet timed (estimate 12-15 min)
+         + online x 3 seeds (40 steps), 40 eval prompts per bucket: a smoke of the statistics, not
+         of the effect (rounds 1-2 dip below round 0 on the frontier); not timed
   tiny   static, gap, online_weighted, online_uniform x 1 seed, bench.common.TINY_OVERRIDES, 1 round
 """
 

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.run_all [--quick | --tiny] [--with-ablation] [--only a,b] [--out PATH]
 
 Runs bench.sampler, bench.train_step, bench.creator and bench.round_profile (and, with
---with-ablation, bench.curriculum_ablation: about 31 minutes at full size) one after another, each in
+--with-ablation, bench.curriculum_ablation: about 85 minutes at full size) one after another, each in
 its own process with the same size flag, so no run's compilations or memory leak into the next.
 Each module's last stdout line is its JSON figures (the benchmark contract); its whole stdout is
 kept in `<out dir>/<module>.txt`. The merged file (default /tmp/eva_bench/results.json) holds the

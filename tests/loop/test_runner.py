@@ -152,11 +152,14 @@ def test_a_round_recorded_but_not_checkpointed_is_redone_once(run_dir, tmp_path)
 
 
 def test_creator_off_keeps_the_pool_static(tmp_path):
-  _run(tmp_path, **{"loop.prompts": "static"})
+  _run(tmp_path, **{"loop.prompts": "static", "loop.rehearse": True})
   pool = pool_lib.Pool(tmp_path / "pool")
   assert pool.generations() == [0]
   summary = json.loads((tmp_path / "summary.json").read_text())
   assert summary["rounds"][1]["generation"] == 0
+  # Rehearsal (off in the quickstart): the mastered seeds add NLL-only rows to the training pairs.
+  stats = summary["rounds"][1]["stats"]
+  assert stats["round/rehearsal_pairs"] > 0 and stats["round/train_pairs"] >= stats["round/rehearsal_pairs"]
 
 
 def test_baseline_switches(tmp_path):
