@@ -14,9 +14,15 @@ for the two phases it estimates: "train step" vs the train step's live peak, "sa
 generate's. A difference over 25% is flagged. CPU buffer assignment is not TPU's (see
 compile_check); the plan's phase peaks include the resident train state, as XLA's arguments do.
 
+Then a roofline of each program on the chips of `parallel.roofline.CHIPS` (v4, v5e, v5p, v6e,
+H100, H200) from the same per-device counts: the time a step would take at best, whether compute,
+HBM or the interconnect sets it, and the MFU that leaves (caveats in that module: a generate
+program's counts are its prefill plus one decode step).
+
 The last line is JSON: `programs_compiled`, `plan_vs_xla_max_rel_diff` (over every phase and
 config), `full_vocab_logits_arrays` (must be 0), `compile_seconds` (sum), and per
-`<config>.<model>.<program>`: `peak_bytes`, `temp_bytes`, `gflops`, `compile_s`, collective counts.
+`<config>.<model>.<program>`: `peak_bytes`, `temp_bytes`, `gflops`, `compile_s`, collective counts,
+and `<chip>.step_s`, `<chip>.mfu`, `<chip>.bound`.
 """
 
 import argparse
@@ -37,6 +43,7 @@ from eva_jax import config_fields as fields  # noqa: E402
 from eva_jax.parallel import compile_check  # noqa: E402
 from eva_jax.parallel import memory_plan  # noqa: E402
 from eva_jax.parallel import mesh as mesh_lib  # noqa: E402
+from eva_jax.parallel import roofline  # noqa: E402
 from eva_jax.solver import config as solver_config  # noqa: E402
 
 GIB = 1 << 30
@@ -123,6 +130,25 @@ def _print(row: dict) -> None:
   )
 
 
+def roofline_rows(row: dict) -> dict[str, roofline.Estimate]:
+  return {
+    chip: roofline.estimate(row["gflops"] * 1e9, row["bytes_accessed"], row["collectives"], chip)
+    for chip in roofline.CHIPS
+  }
+
+
+def _print_roofline(rows: list[dict]) -> None:
+  print("\nroofline per device (lower bound of a step; bound = what sets it; MFU = compute / step):")
+  print(f"{'config':14s} {'model':10s} {'program':12s} " + " ".join(f"{c:>22s}" for c in roofline.CHIPS))
+  for row in rows:
+    cells = [
+      f"{1e3 * e.seconds:8.1f} ms {e.bound[:3]} {100 * e.mfu:3.0f}%" for e in roofline_rows(row).values()
+    ]
+    print(
+      f"{row['config']:14s} {row['model']:10s} {row['program']:12s} " + " ".join(f"{c:>22s}" for c in cells)
+    )
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--configs", default="configs/gemma2_9b_dpo.py,configs/gemma2_9b_rloo.py")
@@ -144,6 +170,7 @@ def main():
         _print(row)
       rows += found
       worst = max(worst, diff)
+  _print_roofline(rows)
   figures = {
     "programs_compiled": len(rows),
     "plan_vs_xla_max_rel_diff": worst,
@@ -160,6 +187,12 @@ def main():
       f"{key}.compile_s": r["compile_s"],
       **{f"{key}.{k}": v["count"] for k, v in r["collectives"].items()},
     }
+    for chip, e in roofline_rows(r).items():
+      figures |= {
+        f"{key}.{chip}.step_s": e.seconds,
+        f"{key}.{chip}.mfu": e.mfu,
+        f"{key}.{chip}.bound": e.bound,
+      }
   print(json.dumps(figures))
 
 

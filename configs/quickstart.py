@@ -212,8 +212,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval.export.category_temperatures = False  # Use FastChat's per-category temperatures (MT-Bench).
   config.eval.export.temperature = 0.0  # Answer temperature; 0 = greedy (paper's sampling: 0.7).
   config.eval.export.top_p = 1.0  # Answer nucleus sampling; 1.0 = off (paper's sampling: 0.9).
-  config.eval.export.max_new_tokens = 256  # Answer tokens per turn, Arena-Hard and AlpacaEval (real models: 4096).
-  config.eval.export.mt_bench_max_new_tokens = 0  # MT-Bench answer tokens per turn; 0 = max_new_tokens (FastChat: 1024).
+  config.eval.export.max_new_tokens = (
+    256  # Answer tokens per turn, Arena-Hard and AlpacaEval (real models: 4096).
+  )
+  config.eval.export.mt_bench_max_new_tokens = (
+    0  # MT-Bench answer tokens per turn; 0 = max_new_tokens (FastChat: 1024).
+  )
   config.eval.export.max_cache_length = 1024  # Prompt (with earlier turns) + answer tokens per row.
   config.eval.export.batch_size = 32  # Questions per sampler call.
   # A question too long for the cache next to its answer: truncate (from the left, counted), skip (listed), fail.

@@ -25,24 +25,25 @@ def _stop_before_the_loop(signum, frame):
   os._exit(_STOPPED)  # noqa: SLF001  (an import may be half done: no clean-up to run)
 
 
-# Installed before the heavy imports (JAX, TensorFlow: seconds), so a stop there is reported too.
+# Installed before the heavy imports (JAX, TensorFlow: seconds), so a stop there is reported too;
+# the imports below follow it on purpose (E402).
 signal.signal(signal.SIGTERM, _stop_before_the_loop)
 
-from absl import app
-from absl import flags
-from absl import logging
-import jax
-from ml_collections import config_flags
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+import jax  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
-from eva_jax import config as config_lib
-from eva_jax import model_check
-from eva_jax import state_files
-from eva_jax.loop import preemption
-from eva_jax.loop import runner
-from eva_jax.parallel import distributed
-from eva_jax.parallel import memory_plan
-from eva_jax.rewards import config as reward_config
-from eva_jax.rewards import train_job as reward_train_job
+from eva_jax import config as config_lib  # noqa: E402
+from eva_jax import model_check  # noqa: E402
+from eva_jax import state_files  # noqa: E402
+from eva_jax.loop import preemption  # noqa: E402
+from eva_jax.loop import runner  # noqa: E402
+from eva_jax.parallel import distributed  # noqa: E402
+from eva_jax.parallel import memory_plan  # noqa: E402
+from eva_jax.rewards import config as reward_config  # noqa: E402
+from eva_jax.rewards import train_job as reward_train_job  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, pools and metrics.")

@@ -224,7 +224,9 @@ class Pool:
       raise FileNotFoundError(f"pool generation {generation} is not committed in {self.root}")
     if jax.process_index() == 0:
       scores = {
-        r.prompt_id: [None if math.isnan(v) else v for v in (float(getattr(r, f)) for f in records_lib.STAT_FIELDS)]
+        r.prompt_id: [
+          None if math.isnan(v) else v for v in (float(getattr(r, f)) for f in records_lib.STAT_FIELDS)
+        ]
         for r in records
         if r.n > 0
       }

@@ -250,7 +250,9 @@ def export_alpaca_eval(
     for item, output in kept
   ]
   text = json.dumps(records, ensure_ascii=False, indent=2) + "\n"
-  count = _write_checked(path, text, lambda tmp: validators.check_alpaca_eval_outputs(tmp, [i for i, _ in kept]))
+  count = _write_checked(
+    path, text, lambda tmp: validators.check_alpaca_eval_outputs(tmp, [i for i, _ in kept])
+  )
   if rows:
     skipped_path.write_text(json.dumps(rows, indent=1))
   elif skipped_path.exists():
@@ -309,5 +311,7 @@ def run_exports(
       )
   if cfg.alpaca_eval_instructions:
     out_file = out_dir / "alpaca_eval" / cfg.model_id / "model_outputs.json"
-    done.append(export_alpaca_eval(respond_for("alpaca_eval"), cfg.alpaca_eval_instructions, out_file, cfg.model_id))
+    done.append(
+      export_alpaca_eval(respond_for("alpaca_eval"), cfg.alpaca_eval_instructions, out_file, cfg.model_id)
+    )
   return done

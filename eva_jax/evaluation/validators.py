@@ -268,7 +268,9 @@ def _check_v2_answer(answer: dict, where: str, model: str) -> None:
   for j, message in enumerate(messages):
     role = field(message, "role", str, where, f"messages[{j}].role")
     if role not in ("system", "user", "assistant") or (j == last) != (role == "assistant"):
-      raise FormatError(f"{where}: field 'messages[{j}].role' is {role!r}; only the last message is the assistant's")
+      raise FormatError(
+        f"{where}: field 'messages[{j}].role' is {role!r}; only the last message is the assistant's"
+      )
     if j < last:
       field(message, "content", str, where, f"messages[{j}].content")
   content = field(messages[last], "content", dict, where, f"messages[{last}].content")

@@ -89,14 +89,19 @@ class RunCheckpoints:
         damaged.append((step, str(error)))
         continue
       except Exception as error:  # noqa: BLE001  (a decoding error of the storage library)
-        damaged.append((step, f"its arrays do not read ({type(error).__name__}: {str(error).splitlines()[0][:200]})"))
+        damaged.append(
+          (step, f"its arrays do not read ({type(error).__name__}: {str(error).splitlines()[0][:200]})")
+        )
         continue
       for bad, reason in damaged:
         self._quarantine(bad, reason, step)
       return step, tree, meta
     if damaged:
       raise checksum_lib.CheckpointDamaged(
-        "no checkpoint in " + str(self.directory) + " verifies: " + "; ".join(f"step {s}: {r}" for s, r in damaged)
+        "no checkpoint in "
+        + str(self.directory)
+        + " verifies: "
+        + "; ".join(f"step {s}: {r}" for s, r in damaged)
       )
     return None
 

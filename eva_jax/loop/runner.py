@@ -250,12 +250,17 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
   else:
     # Online checkpoints hold the whole train state; offline rounds and the warm start params only.
     target = lambda meta: (
-      flax.serialization.to_state_dict(online.checkpoint_target(cfg, solver.shardings, solver.mesh, solver.params))
+      flax.serialization.to_state_dict(
+        online.checkpoint_target(cfg, solver.shardings, solver.mesh, solver.params)
+      )
       if meta.get("step")
       else run_state.abstract_like(solver.params)
     )
     latest, tree, meta = checkpoints.restore_verified(
-      target, check=lambda meta: run_state.check_compatible(meta["config"], run_state.pinned(flat_config), force=force)
+      target,
+      check=lambda meta: run_state.check_compatible(
+        meta["config"], run_state.pinned(flat_config), force=force
+      ),
     )
     params = solver.params if meta.get("step") else tree
     checkpoints.prune(latest)  # steps left past the retention by a kill right after a save
@@ -307,6 +312,7 @@ def _committed_record(loop, meta):
   Axes (see `_offline`/`_online`): warmstart/* on the SFT step (committed by checkpoint 0), train/*
   on the global optimizer step, everything else on the round (offline) or RLOO step (online).
   """
+
   def committed(record: dict) -> bool:
     keys = [k for k in record if k not in ("step", "kind")]
     if record.get("kind") == "scalars" and keys and all(k.startswith("warmstart/") for k in keys):

@@ -58,7 +58,13 @@ def prompt_pieces(prompt: Prompt) -> list[Piece]:
   question = prompt.question if isinstance(prompt, Conversation) else prompt
   pieces: list[Piece] = []
   for q, a in turns:
-    pieces += [(USER_PREFIX, True), (q, False), (f"{END}\n{MODEL_PREFIX}", True), (a, False), (f"{END}\n", True)]
+    pieces += [
+      (USER_PREFIX, True),
+      (q, False),
+      (f"{END}\n{MODEL_PREFIX}", True),
+      (a, False),
+      (f"{END}\n", True),
+    ]
   return pieces + [(USER_PREFIX, True), (question, False), (f"{END}\n{MODEL_PREFIX}", True)]
 
 

@@ -23,11 +23,11 @@ Only process 0 talks: after joining, every other process disables its tqdm progr
 
 from collections.abc import Callable
 from collections.abc import Mapping
-from typing import Any
 import dataclasses
 import functools
 import json
 import os
+from typing import Any
 
 from absl import logging
 import jax

@@ -30,7 +30,12 @@ ARENA_HARD = [
 # arena-hard-auto's layout since v2.0 (data/arena-hard-v2.0/question.jsonl).
 ARENA_HARD_V2 = [
   {"uid": "2edbb5f36f5b42be", "category": "hard_prompt", "subcategory": "coding", "prompt": "Write a poem."},
-  {"uid": "0253f09025cc40cd", "category": "creative_writing", "subcategory": "creative_writing", "prompt": "Add 3 and 4."},
+  {
+    "uid": "0253f09025cc40cd",
+    "category": "creative_writing",
+    "subcategory": "creative_writing",
+    "prompt": "Add 3 and 4.",
+  },
 ]
 MT_BENCH = [
   {"question_id": 81, "category": "writing", "turns": ["Write a short note.", "Rewrite it as a rhyme."]},
@@ -138,7 +143,11 @@ def test_markdown_counts_follow_arena_hard_autos_definitions():
   }
 
 
-LONG = {"uid": "long1", "category": "hard_prompt", "prompt": "Context: " + "7 + 8 = 51, " * 60 + "What is 3 + 4?"}
+LONG = {
+  "uid": "long1",
+  "category": "hard_prompt",
+  "prompt": "Context: " + "7 + 8 = 51, " * 60 + "What is 3 + 4?",
+}
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +188,9 @@ def test_a_long_question_is_skipped_and_listed_or_fails(tmp_path, short_cache):
 def test_an_answer_file_that_fails_its_check_is_never_put_in_place(tmp_path, echo, monkeypatch):
   questions = _write_jsonl(tmp_path / "q.jsonl", ARENA_HARD_V2)
   record = exports._answer_record
-  monkeypatch.setattr(exports, "_answer_record", lambda *a: {k: v for k, v in record(*a).items() if k != "ans_id"})
+  monkeypatch.setattr(
+    exports, "_answer_record", lambda *a: {k: v for k, v in record(*a).items() if k != "ans_id"}
+  )
   with pytest.raises(validators.FormatError, match=r"\.m\.jsonl\.tmp: line 1: missing field 'ans_id'"):
     exports.export_answers("arena_hard", echo, questions, tmp_path / "out", "m")
   assert list((tmp_path / "out" / "model_answer").iterdir()) == []
@@ -192,9 +203,13 @@ def test_question_files_are_read_before_the_model_is_built(tmp_path, monkeypatch
   from eva_jax.models import setup
 
   (tmp_path / "q.jsonl").write_text(json.dumps(ARENA_HARD_V2[0]) + "\n" + json.dumps(ARENA_HARD[0]) + "\n")
-  config = config_lib.override(quickstart.get_config(), {"eval.export.arena_hard_questions": str(tmp_path / "q.jsonl")})
+  config = config_lib.override(
+    quickstart.get_config(), {"eval.export.arena_hard_questions": str(tmp_path / "q.jsonl")}
+  )
   cfg = config_lib.parse(config, jax.device_count())
-  monkeypatch.setattr(setup, "build", lambda cfg: pytest.fail("the model was built before the questions were checked"))
+  monkeypatch.setattr(
+    setup, "build", lambda cfg: pytest.fail("the model was built before the questions were checked")
+  )
   with pytest.raises(validators.FormatError, match="q.jsonl: line 2: mixes Arena-Hard layouts"):
     runner.evaluate_run(cfg, tmp_path / "run")
   config.eval.export.arena_hard_questions = str(tmp_path / "missing.jsonl")

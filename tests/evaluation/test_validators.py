@@ -195,7 +195,12 @@ def test_model_ids_name_files():
 
 # arena-hard-auto v2.0: questions {uid, category, subcategory, prompt}; answers keyed by uid with
 # the text at messages[-1]["content"]["answer"] and style-control metadata.
-ARENA_V2_QUESTION = {"uid": "2edbb5f36f5b42be", "category": "hard_prompt", "subcategory": "coding", "prompt": "Hi?"}
+ARENA_V2_QUESTION = {
+  "uid": "2edbb5f36f5b42be",
+  "category": "hard_prompt",
+  "subcategory": "coding",
+  "prompt": "Hi?",
+}
 ARENA_V2_ANSWER = {
   "uid": "2edbb5f36f5b42be",
   "ans_id": "dgYC",
@@ -223,7 +228,9 @@ ARENA_V2_ANSWER = {
   ],
 )
 def test_arena_hard_v2_question_errors(tmp_path, line, message):
-  assert validators.read_arena_hard_questions(_jsonl(tmp_path / "q.jsonl", ARENA_V2_QUESTION)) == [ARENA_V2_QUESTION]
+  assert validators.read_arena_hard_questions(_jsonl(tmp_path / "q.jsonl", ARENA_V2_QUESTION)) == [
+    ARENA_V2_QUESTION
+  ]
   path = _jsonl(tmp_path / "q.jsonl", ARENA_V2_QUESTION, line)
   with pytest.raises(validators.FormatError, match=message):
     validators.read_arena_hard_questions(path)

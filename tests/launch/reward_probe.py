@@ -85,7 +85,9 @@ def main() -> None:
 
   model_global = _model_rewards(prompts, responses, jax.devices())
   model_local = _model_rewards(prompts, responses, jax.local_devices()[:1])
-  llm = creator_config.LLMConfig(base_url=opts.llm_url, model="rewriter-1", api_key_env="", requests_per_second=0.0)
+  llm = creator_config.LLMConfig(
+    base_url=opts.llm_url, model="rewriter-1", api_key_env="", requests_per_second=0.0
+  )
   meta_prompts = [meta.render(method, p) for method, p in zip(meta.METHODS, prompts[:3])]
   completions = backends.OpenAIBackend(llm, progress=False).complete(meta_prompts, np.random.default_rng(0))
   distributed.barrier("reward_probe_done")
