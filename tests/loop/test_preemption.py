@@ -114,8 +114,18 @@ def test_sigterm_while_importing_exits_75_with_a_message(tmp_path):
     stderr=subprocess.PIPE,
     text=True,
   )
-  time.sleep(1.0)
+  # Signal once the early handler is installed (Linux lists caught signals in SigCgt), which is
+  # before the imports of JAX and TensorFlow: a fixed sleep could land before it on a loaded machine.
+  deadline = time.time() + HANG_GUARD_S
+  while not _catches_sigterm(process.pid) and process.poll() is None and time.time() < deadline:
+    time.sleep(0.01)
   process.send_signal(signal.SIGTERM)
   _, err = process.communicate(timeout=HANG_GUARD_S)
   assert process.returncode == preemption.EXIT_CODE, err[-2000:]
   assert "eva_jax: stopped on SIGTERM outside the eva loop" in err and "Traceback" not in err
+
+
+def _catches_sigterm(pid: int) -> bool:
+  with open(f"/proc/{pid}/status") as f:
+    caught = next(line for line in f if line.startswith("SigCgt:")).split()[1]
+  return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
