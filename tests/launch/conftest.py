@@ -269,6 +269,7 @@ def jobs(tmp_path_factory):
       "--config.reward_model.train_pairs=64",
       "--config.reward_model.eval_pairs=16",
       "--config.reward_model.batch_size=8",
+      "--config.reward_model.warmup_steps=1",
     ),
     # The memory plan for 64 v5e chips with tensor=8: shapes only, one plain process.
     "plan": Job(
