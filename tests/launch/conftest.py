@@ -208,6 +208,12 @@ def launch(name, tmp, processes, devices, *args, module=None) -> Job:
   return Job([*argv, "--", *args], tmp / f"{name}.log")
 
 
+def _train_2x2_interrupted(name, tmp, sig) -> KillAndResume:
+  """The small quickstart on 2 x 2 processes; process 1 gets `sig` once round 1 is checkpointed."""
+  args = (f"--workdir={tmp / name}", *TRAIN_FLAGS)
+  return KillAndResume(name, tmp, 2, 2, args, ready=summary_has_round(tmp / name, 1), victim=1, sig=sig)
+
+
 @pytest.fixture(scope="session")
 def jobs(tmp_path_factory):
   """The multi-process jobs, all started at once; workdirs are `<tmp>/<name>`."""
@@ -225,27 +231,10 @@ def jobs(tmp_path_factory):
     "online_1x4": launch("online_1x4", tmp, 1, 4, f"--workdir={tmp / 'online_1x4'}", *ONLINE_FLAGS),
     # Killed and resumed (process 1 is SIGKILLed once the summary shows round 1 checkpointed;
     # then the same command runs again), and still equal to train_1x4, which runs undisturbed.
-    "train_2x2": KillAndResume(
-      "train_2x2",
-      tmp,
-      2,
-      2,
-      (f"--workdir={tmp / 'train_2x2'}", *TRAIN_FLAGS),
-      ready=summary_has_round(tmp / "train_2x2", 1),
-      victim=1,
-    ),
+    "train_2x2": _train_2x2_interrupted("train_2x2", tmp, signal.SIGKILL),
     # Process 1 alone gets SIGTERM once round 1 is checkpointed: both stop at the same safe point
     # (75), and the rerun ends equal to train_1x4.
-    "term_2x2": KillAndResume(
-      "term_2x2",
-      tmp,
-      2,
-      2,
-      (f"--workdir={tmp / 'term_2x2'}", *TRAIN_FLAGS),
-      ready=summary_has_round(tmp / "term_2x2", 1),
-      victim=1,
-      sig=signal.SIGTERM,
-    ),
+    "term_2x2": _train_2x2_interrupted("term_2x2", tmp, signal.SIGTERM),
     "reward_2x2": launch(
       "reward_2x2",
       tmp,
