@@ -103,7 +103,12 @@ def check(config_path: str, model: str, devices: int) -> tuple[list[dict], float
         "plan_rel_diff": diff,
         "gflops": p.flops / 1e9,
         "bytes_accessed": p.bytes_accessed,
-        "collectives": {k: v for k, v in p.collectives.items() if v["count"]},
+        "collectives": {k: v for k, v in p.collectives_run.items() if v["count"]},
+        "loops": [
+          {"trips": loop.trip_count, "collectives": {k: v for k, v in loop.collectives.items() if v["count"]}}
+          for loop in p.loops
+        ],
+        "fsdp_gather_bytes": p.fsdp_gather_bytes,
         "full_vocab_arrays": p.full_vocab_arrays,
         "largest_buffer": p.largest_buffer[1],
         "largest_buffer_bytes": p.largest_buffer[0],
@@ -128,6 +133,37 @@ def _print(row: dict) -> None:
     f"full-vocab arrays {row['full_vocab_arrays']}  [{collectives}]",
     flush=True,
   )
+
+
+def decode_step(row: dict) -> dict | None:
+  """The generate program's decode loop: collective bytes per step (one token for every row)."""
+  loops = [loop for loop in row["loops"] if loop["trips"] is None]
+  if row["program"] != "generate" or not loops:
+    return None
+  step = loops[0]["collectives"]
+  gathered = step.get("all-gather", {}).get("bytes", 0)
+  return {
+    "bytes": sum(v["bytes"] for v in step.values()),
+    "all_gather_bytes": gathered,
+    # XLA may hoist FSDP's weight gathers out of the loop (loop-invariant): then the gathered
+    # weights stay live through the loop and no weight bytes move per step.
+    "weights_gathered_per_step": gathered >= row["fsdp_gather_bytes"] > 0,
+    "fsdp_gather_bytes": row["fsdp_gather_bytes"],
+  }
+
+
+def _print_decode(rows: list[dict]) -> None:
+  print("\ndecode loop per step (one token for each sampled row), per device:")
+  for row in rows:
+    step = decode_step(row)
+    if step:
+      where = "in the loop" if step["weights_gathered_per_step"] else "hoisted out of the loop by XLA"
+      print(
+        f"{row['config']:14s} {row['model']:10s} collectives {step['bytes'] / 2**20:8.1f} MiB/step "
+        f"(all-gather {step['all_gather_bytes'] / 2**20:.1f}); fsdp weight gather "
+        f"{step['fsdp_gather_bytes'] / 2**20:.1f} MiB per pass, {where}",
+        flush=True,
+      )
 
 
 def roofline_rows(row: dict) -> dict[str, roofline.Estimate]:
@@ -170,6 +206,7 @@ def main():
         _print(row)
       rows += found
       worst = max(worst, diff)
+  _print_decode(rows)
   _print_roofline(rows)
   figures = {
     "programs_compiled": len(rows),
@@ -187,6 +224,13 @@ def main():
       f"{key}.compile_s": r["compile_s"],
       **{f"{key}.{k}": v["count"] for k, v in r["collectives"].items()},
     }
+    step = decode_step(r)
+    if step:
+      figures |= {
+        f"{key}.decode_step_collective_bytes": step["bytes"],
+        f"{key}.decode_step_weights_gathered": step["weights_gathered_per_step"],
+        f"{key}.fsdp_gather_bytes": step["fsdp_gather_bytes"],
+      }
     for chip, e in roofline_rows(r).items():
       figures |= {
         f"{key}.{chip}.step_s": e.seconds,

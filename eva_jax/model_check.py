@@ -51,7 +51,7 @@ def run(cfg: config_lib.RunConfig, workdir: epath.PathLike) -> dict:
   batch = batching.make_batch(tokenizer, prompts, answers, row_multiple=rows)
   place = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh_lib.BATCH_AXES))
   arrays = [jax.device_put(a, place) for a in (batch.tokens, batch.input_mask, batch.response_mask)]
-  score = logprobs.jitted_sequence_logprobs(model, batch.score_start, cfg.model.logprob_chunk)
+  score = logprobs.jitted_sequence_logprobs(model, batch.score_start, cfg.model.logprob_chunk, mesh)
   seq_lp = distributed.to_host(score(params, *arrays)[0])[: batch.num_real]  # global rows on every host
   correct, wrong = seq_lp[: len(problems)], seq_lp[len(problems) :]
   print(f"{'prompt':<48} {'answer':<22} {'logp(answer)':>12} {'logp(wrong)':>12}")

@@ -21,6 +21,8 @@ from gemma import gm
 import jax
 import jax.numpy as jnp
 
+from eva_jax.parallel import activations
+
 
 def positions_from_mask(input_mask_BxL: jax.Array) -> jax.Array:
   """Position of each token among its row's real tokens (0-based; padding gets a clipped value)."""
@@ -34,14 +36,17 @@ def causal_attention_mask(input_mask_BxL: jax.Array) -> jax.Array:
   return causal_LxL[None] & input_mask_BxL[:, None, :].astype(bool)
 
 
-def hidden_states(model: gm.nn.Transformer, params, tokens_BxL, input_mask_BxL) -> jax.Array:
-  """`[B, L, D]` final-norm hidden states (the input to the unembedding)."""
-  out = model.apply(
-    {"params": params},
+def hidden_states(model: gm.nn.Transformer, params, tokens_BxL, input_mask_BxL, mesh=None) -> jax.Array:
+  """`[B, L, D]` final-norm hidden states (the input to the unembedding); with a `mesh`, rows stay
+  split over its batch axes through every layer (`parallel.activations`)."""
+  out = activations.apply(
+    model,
+    params,
     tokens_BxL,
     positions=positions_from_mask(input_mask_BxL),
     attention_mask=causal_attention_mask(input_mask_BxL),
     return_hidden_states=True,
+    mesh=mesh,
   )
   return out.hidden_states
 
@@ -63,6 +68,7 @@ def token_logprobs(
   *,
   score_start: int = 1,
   chunk_size: int = 128,
+  mesh: jax.sharding.Mesh | None = None,
 ) -> jax.Array:
   """`[B, L]` float32: entry t is log p(tokens[t] | tokens[<t]); 0 where t < score_start or padding.
 
@@ -72,11 +78,14 @@ def token_logprobs(
     score_start: static; first column that may hold a token to score (>= 1). Columns before it
       are not unembedded at all.
     chunk_size: static; columns unembedded at once (bounds the live logits to `[B, C, V]`).
+    mesh: the mesh the batch is split over, if any: activations and each chunk's logits are then
+      kept split over its batch axes (`parallel.activations`), so FSDP gathers weights instead of
+      all-reducing activations.
   """
   batch, length = tokens_BxL.shape
   if not 1 <= score_start < length:
     raise ValueError(f"score_start={score_start} must be in [1, {length - 1}] for length {length}")
-  x_BxLxD = hidden_states(model, params, tokens_BxL, input_mask_BxL)
+  x_BxLxD = hidden_states(model, params, tokens_BxL, input_mask_BxL, mesh)
   # Column t is predicted from the hidden state at t - 1.
   x_BxSxD = x_BxLxD[:, score_start - 1 : length - 1]
   targets_BxS = tokens_BxL[:, score_start:]
@@ -91,7 +100,9 @@ def token_logprobs(
 
   @jax.checkpoint  # Recompute a chunk's logits in the backward pass instead of storing them.
   def chunk_logprobs(x_BxCxD, targets_BxC):
+    x_BxCxD = activations.constrain_rows(x_BxCxD, mesh)
     logits_BxCxV = model.apply({"params": params}, x_BxCxD, method=unembed).astype(jnp.float32)
+    logits_BxCxV = activations.constrain_rows(logits_BxCxV, mesh)
     target_logits = jnp.take_along_axis(logits_BxCxV, targets_BxC[..., None], axis=-1)[..., 0]
     return target_logits - jax.nn.logsumexp(logits_BxCxV, axis=-1)
 
@@ -110,13 +121,14 @@ def sequence_logprobs(
   *,
   score_start: int = 1,
   chunk_size: int = 128,
+  mesh: jax.sharding.Mesh | None = None,
 ) -> tuple[jax.Array, jax.Array]:
   """Per-sequence sum of response-token log-probs `[B]` and the per-token log-probs `[B, L]`.
 
   `response_mask_BxL` must be False before `score_start` (see `first_response_column`).
   """
   lp_BxL = token_logprobs(
-    model, params, tokens_BxL, input_mask_BxL, score_start=score_start, chunk_size=chunk_size
+    model, params, tokens_BxL, input_mask_BxL, score_start=score_start, chunk_size=chunk_size, mesh=mesh
   )
   lp_BxL = jnp.where(response_mask_BxL.astype(bool), lp_BxL, 0.0)
   return lp_BxL.sum(axis=-1), lp_BxL
@@ -132,6 +144,11 @@ def first_response_column(response_mask_BxL) -> int:
 
 
 @functools.cache
-def jitted_sequence_logprobs(model: gm.nn.Transformer, score_start: int, chunk_size: int = 128):
-  """`sequence_logprobs` jitted for one model and static settings (params/batch keep their shardings)."""
-  return jax.jit(functools.partial(sequence_logprobs, model, score_start=score_start, chunk_size=chunk_size))
+def jitted_sequence_logprobs(
+  model: gm.nn.Transformer, score_start: int, chunk_size: int = 128, mesh: jax.sharding.Mesh | None = None
+):
+  """`sequence_logprobs` jitted for one model and static settings (params/batch keep their shardings;
+  with `mesh`, the rows stay split over its batch axes in every layer)."""
+  return jax.jit(
+    functools.partial(sequence_logprobs, model, score_start=score_start, chunk_size=chunk_size, mesh=mesh)
+  )

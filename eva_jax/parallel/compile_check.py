@@ -60,6 +60,14 @@ class Sizes:
   chunk: int  # model.logprob_chunk
 
 
+@dataclasses.dataclass(frozen=True)
+class Loop:
+  """A while loop of a program's entry computation (a lax.while_loop, scan or map)."""
+
+  trip_count: int | None  # XLA's known trip count; None for a data-dependent loop (decode)
+  collectives: dict  # kind -> {"count", "bytes"} of ONE iteration, nested loops times their trips
+
+
 @dataclasses.dataclass
 class Program:
   name: str
@@ -75,6 +83,9 @@ class Program:
   full_vocab_arrays: int
   full_param_arrays: int  # HLO arrays the full (unsharded) shape of a parameter the rules shard
   largest_buffer: tuple[int, str]  # (bytes, HLO shape) of the largest array in the optimized HLO
+  loops: tuple[Loop, ...] = ()  # the entry computation's while loops, collectives per iteration
+  collectives_run: dict = dataclasses.field(default_factory=dict)  # per call: loops x known trips
+  fsdp_gather_bytes: int = 0  # one device's bytes to all-gather every fsdp-split param once
 
   @property
   def peak_bytes(self) -> int:
@@ -98,6 +109,64 @@ def hlo_collectives(hlo: str) -> dict:
     out[kind]["count"] += 1
     out[kind]["bytes"] += sum(_shape_bytes(d, s) for d, s in _SHAPE.findall(match.group(1)))
   return out
+
+
+_HEADER = re.compile(r"^(ENTRY )?%([\w.\-]+) \(")
+_CALLS = re.compile(r"(?:calls|to_apply|condition|true_computation|false_computation)=%([\w.\-]+)")
+_WHILE = re.compile(r"\swhile\(.*\bbody=%([\w.\-]+)")
+_TRIPS = re.compile(r'"known_trip_count":\{"n":"(\d+)"\}')
+
+
+def _computations(hlo: str) -> tuple[dict[str, list[str]], str]:
+  comps, name, entry = {}, None, ""
+  for line in hlo.splitlines():
+    head = _HEADER.match(line)
+    if head:
+      name = head.group(2)
+      comps[name] = []
+      entry = name if head.group(1) else entry
+    elif line.startswith("}"):
+      name = None
+    elif name:
+      comps[name].append(line)
+  return comps, entry
+
+
+def _add(total: dict, part: dict, times: int = 1) -> None:
+  for kind, figures in part.items():
+    total[kind]["count"] += times * figures["count"]
+    total[kind]["bytes"] += times * figures["bytes"]
+
+
+def _reachable_collectives(comps: dict, name: str, seen: frozenset = frozenset()) -> dict:
+  """Collectives run by one call of computation `name`, through everything it calls."""
+  total = hlo_collectives("\n".join(comps.get(name, ())))
+  for line in comps.get(name, ()):
+    loop = _WHILE.search(line)
+    if loop and loop.group(1) not in seen:
+      trips = _TRIPS.search(line)
+      inner = _reachable_collectives(comps, loop.group(1), seen | {name})
+      _add(total, inner, int(trips.group(1)) if trips else 1)
+    for called in _CALLS.findall(line):
+      if called not in seen:
+        _add(total, _reachable_collectives(comps, called, seen | {name}))
+  return total
+
+
+def hlo_loops(hlo: str) -> tuple[Loop, ...]:
+  """The entry computation's while loops with the collectives of one iteration each.
+
+  XLA's cost analysis and a plain count of the HLO text see a loop body once; these figures say
+  what each iteration moves (for the decode loop: per decoded token of every row)."""
+  comps, entry = _computations(hlo)
+  loops = []
+  for line in comps.get(entry, ()):
+    loop = _WHILE.search(line)
+    if loop:
+      trips = _TRIPS.search(line)
+      body = _reachable_collectives(comps, loop.group(1), frozenset({entry}))
+      loops.append(Loop(int(trips.group(1)) if trips else None, body))
+  return tuple(loops)
 
 
 def full_vocab_arrays(hlo: str, vocab: int, whole: int) -> int:
@@ -131,6 +200,21 @@ def full_param_arrays(hlo: str, params) -> int:
       split.add(tuple(p.shape))
   shapes = {tuple(int(d) for d in dims.split(",") if d) for _, dims in set(_SHAPE.findall(hlo))}
   return len(split & shapes)
+
+
+def fsdp_gather_bytes(params) -> int:
+  """Bytes one device receives to gather every param the rules split over "fsdp" (FSDP's
+  per-pass weight traffic: each layer's shards from the other fsdp devices, once)."""
+  total = 0
+  for p in jax.tree.leaves(params):
+    spec = [
+      a for entry in p.sharding.spec if entry for a in (entry if isinstance(entry, tuple) else (entry,))
+    ]
+    if "fsdp" in spec:
+      fsdp = p.sharding.mesh.shape["fsdp"]
+      shard = int(np.prod(p.sharding.shard_shape(p.shape))) * p.dtype.itemsize
+      total += shard * (fsdp - 1)
+  return total
 
 
 def largest_buffer(hlo: str) -> tuple[int, str]:
@@ -172,6 +256,9 @@ def compile_program(name: str, jitted, args, *, vocab: int, whole: int, params=N
     full_vocab_arrays=full_vocab_arrays(hlo, vocab, whole),
     full_param_arrays=full_param_arrays(hlo, params) if params is not None else 0,
     largest_buffer=largest_buffer(hlo),
+    loops=hlo_loops(hlo),
+    collectives_run=_reachable_collectives(*_computations(hlo)),
+    fsdp_gather_bytes=fsdp_gather_bytes(params) if params is not None else 0,
   )
 
 
@@ -242,7 +329,7 @@ def _generate_program(model, params, mesh, sizes: Sizes, dims) -> Program:
   prompts = jax.ShapeDtypeStruct((sizes.sample_prompts, prompt_cols), jnp.int32, sharding=place)
   mask = jax.ShapeDtypeStruct((sizes.sample_prompts, prompt_cols), jnp.bool_, sharding=place)
   rng = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=partition.replicated(mesh))
-  jitted = decode.jitted_generate(model, settings)
+  jitted = decode.jitted_generate(model, settings, mesh)
   whole = _per_device(sizes.sample_prompts * sizes.num_samples, mesh) * sizes.new_tokens
   return compile_program("generate", jitted, (params, prompts, mask, rng), whole=whole, **dims)
 
@@ -274,7 +361,7 @@ def compile_run(
     if name in ("dpo_step", "rloo_step"):
       out.append(_train_program(name, model, params, param_sh, optimizer, opt_cfg, mesh, sizes, dims))
     elif name == "ref_logprobs":
-      jitted = jax.jit(lambda p, mb: steps.pair_sequence_logprobs(model, p, mb, sizes.chunk)[0])
+      jitted = jax.jit(lambda p, mb: steps.pair_sequence_logprobs(model, p, mb, sizes.chunk, mesh)[0])
       whole = _per_device(2 * sizes.pairs, mesh) * sizes.response_len
       out.append(compile_program(name, jitted, (params, _pair_batch(sizes, mesh)), whole=whole, **dims))
     elif name == "generate":

@@ -17,12 +17,14 @@ from eva_jax.rewards import reward_model
 from eva_jax.rewards.config import TrainingConfig
 
 
-def loss_fn(model: gm.nn.Transformer, params: dict, batch: tuple) -> tuple[jax.Array, dict]:
+def loss_fn(
+  model: gm.nn.Transformer, params: dict, batch: tuple, mesh: jax.sharding.Mesh | None = None
+) -> tuple[jax.Array, dict]:
   """Mean Bradley-Terry loss of a batch, and its pairwise accuracy and mean reward margin."""
   chosen_tokens, chosen_mask, rejected_tokens, rejected_mask = batch
   tokens = jnp.concatenate([chosen_tokens, rejected_tokens])
   mask = jnp.concatenate([chosen_mask, rejected_mask])
-  r_chosen, r_rejected = jnp.split(reward_model.rewards(model, params, tokens, mask), 2)
+  r_chosen, r_rejected = jnp.split(reward_model.rewards(model, params, tokens, mask, mesh), 2)
   margin = r_chosen - r_rejected
   loss = -jax.nn.log_sigmoid(margin).mean()
   return loss, {"loss": loss, "accuracy": (margin > 0).mean(), "margin": margin.mean()}
@@ -35,9 +37,11 @@ def make_optimizer(cfg: TrainingConfig) -> optax.GradientTransformation:
   return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), adamw) if cfg.max_grad_norm else adamw
 
 
-def train_step(model, optimizer, params: dict, opt_state, batch: tuple):
+def train_step(
+  model, optimizer, params: dict, opt_state, batch: tuple, mesh: jax.sharding.Mesh | None = None
+):
   """One AdamW step on the Bradley-Terry loss: `(params, opt_state, metrics)`."""
-  grads, metrics = jax.grad(functools.partial(loss_fn, model), has_aux=True)(params, batch)
+  grads, metrics = jax.grad(functools.partial(loss_fn, model, mesh=mesh), has_aux=True)(params, batch)
   updates, opt_state = optimizer.update(grads, opt_state, params)
   return optax.apply_updates(params, updates), opt_state, metrics
 
@@ -57,7 +61,7 @@ def jitted_train_step(model, optimizer, mesh: jax.sharding.Mesh, rules=partition
   )
   batch = (partition.batch_sharding(mesh),) * 4
   step = jax.jit(
-    functools.partial(train_step, model, optimizer),
+    functools.partial(train_step, model, optimizer, mesh=mesh),
     in_shardings=(param_shardings, opt_shardings, batch),
     out_shardings=(param_shardings, opt_shardings, partition.replicated(mesh)),
     donate_argnums=(0, 1),

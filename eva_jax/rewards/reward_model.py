@@ -71,10 +71,15 @@ def last_token_index(input_mask_BxL: jax.Array) -> jax.Array:
 
 
 def rewards(
-  model: gm.nn.Transformer, params: dict, tokens_BxL: jax.Array, input_mask_BxL: jax.Array
+  model: gm.nn.Transformer,
+  params: dict,
+  tokens_BxL: jax.Array,
+  input_mask_BxL: jax.Array,
+  mesh: jax.sharding.Mesh | None = None,
 ) -> jax.Array:
-  """`[B]` float32 rewards of a batch laid out as `batching.make_batch` builds it (any padding)."""
-  x_BxLxD = logprobs.hidden_states(model, params["backbone"], tokens_BxL, input_mask_BxL)
+  """`[B]` float32 rewards of a batch laid out as `batching.make_batch` builds it (any padding);
+  with `mesh`, rows stay split over its batch axes in every layer (`parallel.activations`)."""
+  x_BxLxD = logprobs.hidden_states(model, params["backbone"], tokens_BxL, input_mask_BxL, mesh)
   last_B = last_token_index(input_mask_BxL)
   x_BxD = jnp.take_along_axis(x_BxLxD, last_B[:, None, None], axis=1)[:, 0].astype(jnp.float32)
   return x_BxD @ params["head"]["w"] + params["head"]["b"]
@@ -84,7 +89,7 @@ def rewards(
 def jitted_rewards(model: gm.nn.Transformer, mesh: jax.sharding.Mesh, rules=partition.DEFAULT_RULES):
   """`rewards` jitted with explicit shardings: params by the rules, rows over ("data", "fsdp")."""
   return jax.jit(
-    functools.partial(rewards, model),
+    functools.partial(rewards, model, mesh=mesh),
     in_shardings=(
       shardings_for(model, mesh, rules),
       partition.batch_sharding(mesh),

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from eva_jax.models import logprobs
+from eva_jax.parallel import activations
 from eva_jax.sampling import filters
 
 
@@ -39,8 +40,18 @@ def _unembed_last(model, params, hidden_BxLxD):
   return model.apply({"params": params}, hidden_BxLxD[:, -1:], method=logprobs.unembed)[:, 0]
 
 
-def generate(model: gm.nn.Transformer, params, prompt_BxP, prompt_mask_BxP, rng, settings: DecodeSettings):
-  """Samples continuations. Returns a dict of `[R, T]` tokens/logprobs and `[R]` lengths/stopped."""
+def generate(
+  model: gm.nn.Transformer,
+  params,
+  prompt_BxP,
+  prompt_mask_BxP,
+  rng,
+  settings: DecodeSettings,
+  mesh: jax.sharding.Mesh | None = None,
+):
+  """Samples continuations. Returns a dict of `[R, T]` tokens/logprobs and `[R]` lengths/stopped.
+
+  With a `mesh`, the rows stay split over its batch axes in every layer (`parallel.activations`)."""
   batch, prompt_cols = prompt_BxP.shape
   n, steps = settings.num_samples, settings.max_new_tokens
   cache_len = max(prompt_cols + steps, settings.min_cache_length)
@@ -51,13 +62,15 @@ def generate(model: gm.nn.Transformer, params, prompt_BxP, prompt_mask_BxP, rng,
 
   # Prefill: causal attention over real prompt tokens; cache columns >= P are still empty.
   prefill_mask = jnp.pad(logprobs.causal_attention_mask(prompt_mask_BxP), ((0, 0), (0, 0), (0, spare)))
-  out = model.apply(
-    {"params": params},
+  out = activations.apply(
+    model,
+    params,
     prompt_BxP,
     positions=logprobs.positions_from_mask(prompt_mask_BxP),
     cache=cache,
     attention_mask=prefill_mask,
     return_hidden_states=True,
+    mesh=mesh,
   )
   logits_RxV = jnp.repeat(_unembed_last(model, params, out.hidden_states), n, axis=0)
   cache = jax.tree.map(lambda x: jnp.repeat(x, n, axis=0), out.cache)
@@ -84,13 +97,15 @@ def generate(model: gm.nn.Transformer, params, prompt_BxP, prompt_mask_BxP, rng,
     # The new token becomes a key for later steps (rows already done only attend padding: unused).
     key_mask_RxS = key_mask_RxS.at[:, prompt_cols + step].set(~done_R)
     done_R = done_R | jnp.isin(token_R, stop_ids)
-    out = model.apply(
-      {"params": params},
+    out = activations.apply(
+      model,
+      params,
       token_R[:, None],
       positions=(next_position_R + step)[:, None],
       cache=cache,
       attention_mask=key_mask_RxS[:, None, :],
       return_hidden_states=True,
+      mesh=mesh,
     )
     logits_RxV = _unembed_last(model, params, out.hidden_states)
     return step + 1, out.cache, logits_RxV, key_mask_RxS, tokens_RxT, lps_RxT, done_R, rng
@@ -113,6 +128,8 @@ def generate(model: gm.nn.Transformer, params, prompt_BxP, prompt_mask_BxP, rng,
 
 
 @functools.cache
-def jitted_generate(model: gm.nn.Transformer, settings: DecodeSettings):
-  """`generate` jitted for one model and settings; shapes are bucketed by the caller."""
-  return jax.jit(functools.partial(generate, model, settings=settings))
+def jitted_generate(
+  model: gm.nn.Transformer, settings: DecodeSettings, mesh: jax.sharding.Mesh | None = None
+):
+  """`generate` jitted for one model, settings and mesh; shapes are bucketed by the caller."""
+  return jax.jit(functools.partial(generate, model, settings=settings, mesh=mesh))

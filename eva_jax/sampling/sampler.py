@@ -99,7 +99,7 @@ def sample(
     )
   encoded = batching.encode_prompts(tokenizer, prompts, max_len=max_prompt)
   settings = _settings(config, tokenizer)
-  generate = decode.jitted_generate(model, settings)
+  generate = decode.jitted_generate(model, settings, mesh)
   shards = mesh.shape["data"] * mesh.shape["fsdp"] if mesh is not None else 1
   place = partition.batch_sharding(mesh) if mesh is not None else None
   show = len(prompts) > config.batch_size if progress is None else progress
@@ -138,7 +138,9 @@ def sample(
   )
 
 
-def compile_count(model: gm.nn.Transformer, config: SamplingConfig, tokenizer: gm.text.Tokenizer) -> int:
+def compile_count(
+  model: gm.nn.Transformer, config: SamplingConfig, tokenizer: gm.text.Tokenizer, mesh=None
+) -> int:
   """Programs compiled so far for this model and sampling config (shape buckets seen)."""
   settings = _settings(config, tokenizer)
-  return decode.jitted_generate(model, settings)._cache_size()
+  return decode.jitted_generate(model, settings, mesh)._cache_size()

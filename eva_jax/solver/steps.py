@@ -285,15 +285,16 @@ class StepSettings:
   chunk_size: int = 128  # log-prob columns unembedded at once
 
 
-def _sequence_token_logprobs(model, params, mb, chunk_size):
+def _sequence_token_logprobs(settings: StepSettings, params, mb):
   _, lp = logprobs.sequence_logprobs(
-    model,
+    settings.model,
     params,
     mb.tokens,
     mb.input_mask,
     mb.response_mask,
     score_start=mb.score_start,
-    chunk_size=chunk_size,
+    chunk_size=settings.chunk_size,
+    mesh=settings.mesh,
   )
   return lp
 
@@ -303,7 +304,7 @@ def make_sft_step(settings: StepSettings):
 
   def micro_loss(params, ref_params, mb: SequenceBatch):
     del ref_params
-    lp = _sequence_token_logprobs(settings.model, params, mb, settings.chunk_size)
+    lp = _sequence_token_logprobs(settings, params, mb)
     num_tokens = mb.response_mask.sum(-1).astype(jnp.float32)
     nll_B = -lp.sum(-1)
     return nll_B, num_tokens, {"nll": nll_B / jnp.maximum(num_tokens, 1)}
@@ -320,8 +321,11 @@ def _common(settings: StepSettings) -> dict:
   )
 
 
-def pair_sequence_logprobs(model, params, mb: PairBatch, chunk_size: int) -> tuple[jax.Array, jax.Array]:
-  """`[b, 2]` sequence log-probs and `[b, 2]` response lengths; chosen and rejected in one forward."""
+def pair_sequence_logprobs(
+  model, params, mb: PairBatch, chunk_size: int, mesh: jax.sharding.Mesh | None = None
+) -> tuple[jax.Array, jax.Array]:
+  """`[b, 2]` sequence log-probs and `[b, 2]` response lengths; chosen and rejected in one forward
+  (rows kept split over `mesh`'s batch axes: `parallel.activations`)."""
   b, _, length = mb.tokens.shape
   flat = lambda x: x.reshape(2 * b, length)
   seq, _ = logprobs.sequence_logprobs(
@@ -332,6 +336,7 @@ def pair_sequence_logprobs(model, params, mb: PairBatch, chunk_size: int) -> tup
     flat(mb.response_mask),
     score_start=mb.score_start,
     chunk_size=chunk_size,
+    mesh=mesh,
   )
   return seq.reshape(b, 2), mb.response_mask.sum(-1).astype(jnp.float32)
 
@@ -348,7 +353,7 @@ def make_preference_step(
 
   def micro_loss(params, ref_params, mb: PairBatch):
     del ref_params
-    seq, lengths = pair_sequence_logprobs(settings.model, params, mb, settings.chunk_size)
+    seq, lengths = pair_sequence_logprobs(settings.model, params, mb, settings.chunk_size, settings.mesh)
     pair = losses.PairLogps(
       seq[:, 0], seq[:, 1], mb.ref_logps[:, 0], mb.ref_logps[:, 1], lengths[:, 0], lengths[:, 1]
     )
@@ -367,10 +372,8 @@ def make_rloo_step(settings: StepSettings, hparams: rloo.RlooHParams):
   def micro_loss(params, ref_params, mb: SequenceBatch):
     if ref_params is None:
       raise ValueError("RLOO needs the reference params in TrainState.ref_params")
-    lp = _sequence_token_logprobs(settings.model, params, mb, settings.chunk_size)
-    ref_lp = jax.lax.stop_gradient(
-      _sequence_token_logprobs(settings.model, ref_params, mb, settings.chunk_size)
-    )
+    lp = _sequence_token_logprobs(settings, params, mb)
+    ref_lp = jax.lax.stop_gradient(_sequence_token_logprobs(settings, ref_params, mb))
     loss_B, metrics = rloo.rloo_loss(
       lp, ref_lp, mb.behaviour_logprobs, mb.response_mask, mb.rewards, mb.row_mask, hparams
     )
@@ -380,8 +383,8 @@ def make_rloo_step(settings: StepSettings, hparams: rloo.RlooHParams):
 
 
 @functools.cache
-def _jitted_pair_logprobs(model, chunk_size: int):
-  return jax.jit(lambda params, mb: pair_sequence_logprobs(model, params, mb, chunk_size)[0])
+def _jitted_pair_logprobs(model, chunk_size: int, mesh: jax.sharding.Mesh):
+  return jax.jit(lambda params, mb: pair_sequence_logprobs(model, params, mb, chunk_size, mesh)[0])
 
 
 def with_reference_logps(
@@ -391,5 +394,5 @@ def with_reference_logps(
   second model runs during the epochs."""
   place = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh_lib.BATCH_AXES))
   device_batch = jax.device_put(batch, place)
-  ref = distributed.to_host(_jitted_pair_logprobs(model, chunk_size)(ref_params, device_batch))
+  ref = distributed.to_host(_jitted_pair_logprobs(model, chunk_size, mesh)(ref_params, device_batch))
   return batch.replace(ref_logps=np.asarray(ref, np.float32))

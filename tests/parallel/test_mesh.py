@@ -55,7 +55,9 @@ def test_sharded_logprobs_equal_one_device(tiny_model, tiny_params, tokenizer, s
   shardings = params_lib.shardings_for(tiny_model, mesh)
   sharded_params = jax.device_put(tiny_params, shardings)
   sharded_args = [jax.device_put(a, partition.batch_sharding(mesh)) for a in args]
-  many = logprobs.jitted_sequence_logprobs(tiny_model, batch.score_start)(sharded_params, *sharded_args)
+  # With the mesh, activations are constrained to stay split over the batch axes in every layer.
+  score = logprobs.jitted_sequence_logprobs(tiny_model, batch.score_start, mesh=mesh)
+  many = score(sharded_params, *sharded_args)
   assert not many[0].sharding.is_fully_replicated  # the batch stays split over devices
   np.testing.assert_allclose(np.asarray(many[0]), np.asarray(one[0]), rtol=1e-5)
   np.testing.assert_allclose(np.asarray(many[1]), np.asarray(one[1]), atol=1e-5)
