@@ -1,6 +1,8 @@
 """Real-size programs compiled on fake CPU devices, held against the analytical memory plan.
 
     .venv/bin/python -m bench.scale_check [--quick] [--configs ...] [--models ...] [--devices 8]
+        [--programs train,ref_logprobs,generate]
+    XLA_FLAGS=--xla_force_host_platform_device_count=64 .venv/bin/python -m bench.scale_check --devices 64
 
 For each config (default: configs/gemma2_9b_dpo.py and configs/gemma2_9b_rloo.py) and model
 (default: the config's own gemma2_9b, plus gemma2_2b and gemma3_1b variants; `--quick`: gemma3_1b
@@ -11,7 +13,7 @@ and vocabulary (`eva_jax.parallel.compile_check`), nothing allocated. Prints per
 per-device bytes (arguments, temporaries, outputs, live peak), FLOPs, collectives and the largest
 buffer, next to the analytical plan (`--mode=plan`'s `memory_plan` for a `<devices>x80` topology)
 for the two phases it estimates: "train step" vs the train step's live peak, "sampling" vs
-generate's. A difference over 25% is flagged. CPU buffer assignment is not TPU's (see
+generate's. A difference (plan - XLA) / XLA beyond +-25% is flagged. CPU buffer assignment is not TPU's (see
 compile_check); the plan's phase peaks include the resident train state, as XLA's arguments do.
 
 Then a roofline of each program on the chips of `parallel.roofline.CHIPS` (v4, v5e, v5p, v6e,
@@ -32,7 +34,8 @@ import os
 import pathlib
 import sys
 
-if "jax" not in sys.modules:  # fake devices must be requested before jax starts
+if "jax" not in sys.modules and "device_count" not in os.environ.get("XLA_FLAGS", ""):
+  # fake devices must be requested before jax starts (set XLA_FLAGS yourself for more than 8)
   os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -66,7 +69,9 @@ def sizes_of(config) -> compile_check.Sizes:
   )
 
 
-def check(config_path: str, model: str, devices: int) -> tuple[list[dict], float]:
+def check(
+  config_path: str, model: str, devices: int, programs=("train", "ref_logprobs", "generate")
+) -> tuple[list[dict], float]:
   """Rows for one (config, model) and the largest plan-vs-XLA relative difference."""
   module = pathlib.Path(config_path).with_suffix("").as_posix().replace("/", ".")
   config = importlib.import_module(module).get_config()
@@ -78,16 +83,15 @@ def check(config_path: str, model: str, devices: int) -> tuple[list[dict], float
   rules = tuple(tuple(rule) for rule in config.mesh.rules)
   opt_cfg = solver_config.parse(config).optimizer
   train = "rloo_step" if online else "dpo_step"
-  programs = compile_check.compile_run(
-    model, config.model.param_dtype, mesh, rules, sizes, opt_cfg, (train, "ref_logprobs", "generate")
-  )
+  names = tuple(train if name == "train" else name for name in programs)
+  programs = compile_check.compile_run(model, config.model.param_dtype, mesh, rules, sizes, opt_cfg, names)
   plan = memory_plan.plan_for_config(config, f"{devices}x80").phase_peaks()
   against = {train: plan["train step"], "generate": plan["sampling"]}
   rows, worst = [], 0.0
   for p in programs:
     planned = against.get(p.name)
-    diff = abs(planned - p.peak_bytes) / p.peak_bytes if planned and p.peak_bytes else None
-    worst = max(worst, diff or 0.0)
+    diff = (planned - p.peak_bytes) / p.peak_bytes if planned and p.peak_bytes else None
+    worst = max(worst, abs(diff or 0.0))
     rows.append(
       {
         "config": os.path.basename(config_path).removesuffix(".py"),
@@ -105,7 +109,11 @@ def check(config_path: str, model: str, devices: int) -> tuple[list[dict], float
         "bytes_accessed": p.bytes_accessed,
         "collectives": {k: v for k, v in p.collectives_run.items() if v["count"]},
         "loops": [
-          {"trips": loop.trip_count, "collectives": {k: v for k, v in loop.collectives.items() if v["count"]}}
+          {
+            "trips": loop.trip_count,
+            "collectives": {k: v for k, v in loop.collectives.items() if v["count"]},
+            "weight_gathers": loop.weight_gathers,
+          }
           for loop in p.loops
         ],
         "fsdp_gather_bytes": p.fsdp_gather_bytes,
@@ -119,7 +127,7 @@ def check(config_path: str, model: str, devices: int) -> tuple[list[dict], float
 
 def _print(row: dict) -> None:
   plan = (
-    f"plan {row['plan_bytes'] / GIB:7.2f} GiB ({100 * row['plan_rel_diff']:+.0f}%{' FLAG' if row['plan_rel_diff'] > FLAG_AT else ''})"
+    f"plan {row['plan_bytes'] / GIB:7.2f} GiB ({100 * row['plan_rel_diff']:+.0f}%{' FLAG' if abs(row['plan_rel_diff']) > FLAG_AT else ''})"
     if row["plan_bytes"]
     else "plan      -"
   )
@@ -147,7 +155,7 @@ def decode_step(row: dict) -> dict | None:
     "all_gather_bytes": gathered,
     # XLA may hoist FSDP's weight gathers out of the loop (loop-invariant): then the gathered
     # weights stay live through the loop and no weight bytes move per step.
-    "weights_gathered_per_step": gathered >= row["fsdp_gather_bytes"] > 0,
+    "weights_gathered_per_step": loops[0]["weight_gathers"] > 0,
     "fsdp_gather_bytes": row["fsdp_gather_bytes"],
   }
 
@@ -190,6 +198,7 @@ def main():
   parser.add_argument("--configs", default="configs/gemma2_9b_dpo.py,configs/gemma2_9b_rloo.py")
   parser.add_argument("--models", default="gemma2_9b,gemma2_2b,gemma3_1b")
   parser.add_argument("--devices", type=int, default=8)
+  parser.add_argument("--programs", default="train,ref_logprobs,generate", help="train = the config's step")
   parser.add_argument("--quick", action="store_true", help="gemma3_1b with the DPO config only")
   args = parser.parse_args()
   configs = ["configs/gemma2_9b_dpo.py"] if args.quick else args.configs.split(",")
@@ -201,7 +210,7 @@ def main():
   rows, worst = [], 0.0
   for config_path in configs:
     for model in models:
-      found, diff = check(config_path, model, args.devices)
+      found, diff = check(config_path, model, args.devices, tuple(args.programs.split(",")))
       for row in found:
         _print(row)
       rows += found

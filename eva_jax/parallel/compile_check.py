@@ -48,7 +48,7 @@ _OP = re.compile(r"=\s*(\([^=]*?\)|\S+)\s+(" + "|".join(COLLECTIVES) + r")(-star
 class Sizes:
   """The shapes a run's programs are compiled for."""
 
-  pairs: int  # DPO pairs per optimizer step (solver.batch_size)
+  pairs: int  # solver.batch_size: DPO pairs, or RLOO rows (prompts x k), per optimizer step
   micro_batches: int  # gradient-accumulation micro-batches per step
   prompt_len: int  # solver.max_prompt_len
   response_len: int  # solver.max_response_len
@@ -66,6 +66,7 @@ class Loop:
 
   trip_count: int | None  # XLA's known trip count; None for a data-dependent loop (decode)
   collectives: dict  # kind -> {"count", "bytes"} of ONE iteration, nested loops times their trips
+  weight_gathers: int = 0  # distinct gathered-param shapes all-gathered inside (FSDP per iteration)
 
 
 @dataclasses.dataclass
@@ -132,40 +133,62 @@ def _computations(hlo: str) -> tuple[dict[str, list[str]], str]:
   return comps, entry
 
 
-def _add(total: dict, part: dict, times: int = 1) -> None:
-  for kind, figures in part.items():
-    total[kind]["count"] += times * figures["count"]
-    total[kind]["bytes"] += times * figures["bytes"]
-
-
-def _reachable_collectives(comps: dict, name: str, seen: frozenset = frozenset()) -> dict:
-  """Collectives run by one call of computation `name`, through everything it calls."""
-  total = hlo_collectives("\n".join(comps.get(name, ())))
+def _reachable(comps: dict, name: str, seen: frozenset = frozenset()):
+  """(line, times) of every instruction one call of computation `name` runs, through what it
+  calls; a nested loop's lines count its known trip count times (1 when unknown)."""
   for line in comps.get(name, ()):
+    yield line, 1
     loop = _WHILE.search(line)
     if loop and loop.group(1) not in seen:
       trips = _TRIPS.search(line)
-      inner = _reachable_collectives(comps, loop.group(1), seen | {name})
-      _add(total, inner, int(trips.group(1)) if trips else 1)
+      for inner, times in _reachable(comps, loop.group(1), seen | {name}):
+        yield inner, times * (int(trips.group(1)) if trips else 1)
     for called in _CALLS.findall(line):
       if called not in seen:
-        _add(total, _reachable_collectives(comps, called, seen | {name}))
+        yield from _reachable(comps, called, seen | {name})
+
+
+def _collectives_of(lines) -> dict:
+  total = {kind: {"count": 0, "bytes": 0} for kind in COLLECTIVES}
+  for line, times in lines:
+    for kind, figures in hlo_collectives(line).items():
+      total[kind]["count"] += times * figures["count"]
+      total[kind]["bytes"] += times * figures["bytes"]
   return total
 
 
-def hlo_loops(hlo: str) -> tuple[Loop, ...]:
+def collectives_per_call(hlo: str) -> dict:
+  """Collectives one call of the program runs: loop bodies times their known trip counts."""
+  comps, entry = _computations(hlo)
+  return _collectives_of(_reachable(comps, entry))
+
+
+def _gathered_dims(lines) -> set[tuple[int, ...]]:
+  out = set()
+  for line, _ in lines:
+    match = _OP.search(line)
+    if match and match.group(2) == "all-gather" and "-done(" not in line:
+      shapes = _SHAPE.findall(match.group(1))
+      out |= {tuple(int(d) for d in dims.split(",") if d) for _, dims in shapes[-1:]}
+  return out
+
+
+def hlo_loops(hlo: str, weight_dims: frozenset = frozenset()) -> tuple[Loop, ...]:
   """The entry computation's while loops with the collectives of one iteration each.
 
   XLA's cost analysis and a plain count of the HLO text see a loop body once; these figures say
-  what each iteration moves (for the decode loop: per decoded token of every row)."""
+  what each iteration moves (for the decode loop: per decoded token of every row).
+  `weight_dims`: the shapes fsdp-split params have once gathered; a loop all-gathering one of them
+  gathers weights every iteration."""
   comps, entry = _computations(hlo)
   loops = []
   for line in comps.get(entry, ()):
     loop = _WHILE.search(line)
     if loop:
       trips = _TRIPS.search(line)
-      body = _reachable_collectives(comps, loop.group(1), frozenset({entry}))
-      loops.append(Loop(int(trips.group(1)) if trips else None, body))
+      body = list(_reachable(comps, loop.group(1), frozenset({entry})))
+      gathers = len(_gathered_dims(body) & weight_dims)
+      loops.append(Loop(int(trips.group(1)) if trips else None, _collectives_of(body), gathers))
   return tuple(loops)
 
 
@@ -200,6 +223,20 @@ def full_param_arrays(hlo: str, params) -> int:
       split.add(tuple(p.shape))
   shapes = {tuple(int(d) for d in dims.split(",") if d) for _, dims in set(_SHAPE.findall(hlo))}
   return len(split & shapes)
+
+
+def gathered_param_dims(params) -> frozenset:
+  """The shapes of fsdp-split params once gathered over fsdp (still split over the other axes)."""
+  out = set()
+  for p in jax.tree.leaves(params):
+    spec = tuple(p.sharding.spec) + (None,) * (len(p.shape) - len(p.sharding.spec))
+    dims = list(p.sharding.shard_shape(p.shape))
+    for i, entry in enumerate(spec):
+      axes = entry if isinstance(entry, tuple) else (entry,)
+      if "fsdp" in axes:
+        dims[i] *= p.sharding.mesh.shape["fsdp"]
+        out.add(tuple(dims))
+  return frozenset(out)
 
 
 def fsdp_gather_bytes(params) -> int:
@@ -256,8 +293,8 @@ def compile_program(name: str, jitted, args, *, vocab: int, whole: int, params=N
     full_vocab_arrays=full_vocab_arrays(hlo, vocab, whole),
     full_param_arrays=full_param_arrays(hlo, params) if params is not None else 0,
     largest_buffer=largest_buffer(hlo),
-    loops=hlo_loops(hlo),
-    collectives_run=_reachable_collectives(*_computations(hlo)),
+    loops=hlo_loops(hlo, gathered_param_dims(params) if params is not None else frozenset()),
+    collectives_run=collectives_per_call(hlo),
     fsdp_gather_bytes=fsdp_gather_bytes(params) if params is not None else 0,
   )
 
@@ -281,7 +318,7 @@ def _sequence_batch(sizes: Sizes, mesh) -> steps.SequenceBatch:
   length = sizes.prompt_len + sizes.response_len
   rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh_lib.BATCH_AXES))
   s = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=rows)
-  b = sizes.pairs * sizes.rloo_k
+  b = sizes.pairs  # RLOO's batch_size counts sequences (prompts x k)
   return steps.SequenceBatch(
     s((b, length), jnp.int32),
     s((b, length), jnp.bool_),
@@ -310,7 +347,7 @@ def _train_program(name, model, params, param_sh, optimizer, opt_cfg, mesh, size
     step = steps.make_preference_step(settings, "dpo", losses.PreferenceHParams(), nll_weight=1.0)
     batch = _pair_batch(sizes, mesh)
   rng = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=partition.replicated(mesh))
-  rows = sizes.pairs * (sizes.rloo_k if with_ref else 2) // sizes.micro_batches
+  rows = sizes.pairs * (1 if with_ref else 2) // sizes.micro_batches
   whole = _per_device(rows, mesh) * sizes.response_len
   return compile_program(name, step.jitted, (state, batch, rng), whole=whole, **dims)
 

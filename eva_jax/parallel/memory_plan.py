@@ -28,10 +28,14 @@ Estimated (no rematerialisation; XLA may fuse some of it away, so this leans hig
     is the mesh size of the axis the rules give that dimension (1 if it does not divide).
   update temporaries = float32 params + float32 updates (the optimizer step)
   sampling logits = 3 x R x V x 4 / (data x fsdp) (logits, log-softmax, top-p sort)
+  prefill attention = 2 x Bp x H / t_heads x P x S x 4 / (data x fsdp): one layer's float32
+      attention logits and probabilities while the Bp = bucket(sample_batch_size) prompts of up to
+      P = max_cache_length - max_new_tokens columns are prefilled (the largest buffers of the
+      compiled generate program, bench.scale_check); live instead of the sampling logits
 The run's own batch check (`steps.check_batch`: each micro-batch splits over data x fsdp) is
 applied too. Peaks: train = params + optimizer + reference + accumulator + max(activations + micro-batch
-gradients, update temporaries); sampling = params + KV cache + sampling logits (+ optimizer and
-reference for RLOO, whose train state lives across sampling). A phase is flagged when it needs more
+gradients, update temporaries); sampling = params + KV cache + max(sampling logits, prefill
+attention) (+ optimizer and reference for RLOO, whose train state lives across sampling). A phase is flagged when it needs more
 than `usable_fraction` (default 90%) of the device's memory: XLA needs scratch space too.
 """
 
@@ -130,6 +134,7 @@ class Workload:
   sample_batch_size: int
   num_samples: int
   max_cache_length: int
+  max_new_tokens: int = 0  # sets the prompt columns a prefill may hold (max_cache_length - this)
 
 
 def _axis_size(rules, logical: str, dim: int, sizes: Mapping[str, int]) -> int:
@@ -172,6 +177,14 @@ def _cache_bytes(model, work: Workload, sizes, rules, dtype) -> tuple[int, int]:
   return total, 3 * rows * cfg.num_embed * 4 // shards
 
 
+def _prefill_attention_bytes(cfg, work: Workload, sizes, rules) -> int:
+  shards = sizes["data"] * sizes["fsdp"]
+  prompts = -(-sampler.bucket(work.sample_batch_size, 1) // shards)
+  columns = max(1, work.max_cache_length - work.max_new_tokens)
+  heads = cfg.num_heads // _axis_size(rules, "heads", cfg.num_heads, sizes)
+  return 2 * prompts * heads * columns * work.max_cache_length * 4
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
   topology: Topology
@@ -191,7 +204,7 @@ class Plan:
     resident = b["params"] + b["optimizer state"] + b["reference params"]
     train = resident + b["gradient accumulator"]
     train += max(b["train activations"] + b["micro-batch gradients"], b["update temporaries"])
-    sampling = b["params"] + b["KV cache"] + b["sampling logits"]
+    sampling = b["params"] + b["KV cache"] + max(b["sampling logits"], b["prefill attention"])
     if b["reference params"]:  # online RLOO: the train state outlives sampling
       sampling += b["optimizer state"] + b["reference params"]
     return {"train step": train, "sampling": sampling}
@@ -269,6 +282,7 @@ def make_plan(
     "update temporaries": 2 * params32,
     "KV cache": cache,
     "sampling logits": logits,
+    "prefill attention": _prefill_attention_bytes(model.config, work, sizes, rules),
   }
   num_params = sum(leaf.size for leaf in jax.tree.leaves(abstract))
   problems = []
@@ -295,6 +309,7 @@ def plan_for_config(config: ml_collections.ConfigDict, topology_name: str) -> Pl
     sample_batch_size=fields.integer(config, "loop.sample_batch_size", low=1),
     num_samples=fields.integer(config, "loop.num_samples", low=1),
     max_cache_length=fields.integer(config, "loop.max_cache_length", low=2),
+    max_new_tokens=fields.integer(config, "loop.max_new_tokens", low=1),
   )
   rules = tuple(tuple(rule) for rule in fields.get(config, "mesh.rules", (tuple, list)))
   fields.wrap("mesh.rules", lambda: partition.validate_rules(rules))
