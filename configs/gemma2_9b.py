@@ -34,7 +34,7 @@ def get_config(arg: str | None = None):
   config.model.param_dtype = "bfloat16"  # Params as released.
   config.model.checkpoint = ""  # Required: official gemma-2-9b-it checkpoint directory.
   config.model.tokenizer = ""  # Required: Gemma 2 tokenizer.model.
-  config.model.logprob_chunk = 256  # Unembed 256 columns at a time (256k vocab).
+  config.model.logprob_chunk = 8  # Unembed 8 of the 32 response columns at a time (256k vocab).
   config.mesh.shape = dict(data=1, fsdp=-1, tensor=4)  # Tensor-parallel within a host, fsdp across.
   config.solver.batch_size = 32  # Pairs per optimizer step (the plans in the docstring are for 32).
   return config

@@ -31,6 +31,7 @@ def paper_settings(config):
   config.loop.top_p = 0.9  # Nucleus sampling.
   config.loop.max_new_tokens = 1024  # Response tokens when sampling (solver.max_response_len).
   config.loop.max_cache_length = 2048  # Prompt (<= 1024) + response tokens.
+  config.model.logprob_chunk = 256  # Unembed 256 of the 1,024 response columns at a time.
   config.loop.sample_batch_size = 256  # Prompts per sampler call (per host batch).
   config.loop.warmstart_steps = 0  # No SFT: gemma-2-9b-it is already instruction-tuned.
   config.loop.old_fraction = 0.2  # 20% old / 80% new pairs.

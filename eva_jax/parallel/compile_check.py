@@ -192,13 +192,14 @@ def hlo_loops(hlo: str, weight_dims: frozenset = frozenset()) -> tuple[Loop, ...
   return tuple(loops)
 
 
-def full_vocab_arrays(hlo: str, vocab: int, whole: int) -> int:
+def full_vocab_arrays(hlo: str, vocab: int, whole: int, width: int | None = None) -> int:
   """HLO arrays holding logits for whole sequences: a vocabulary dimension (or its shard over up to
   16 devices) times at least `whole` other elements, where `whole` is a device's rows times the
   scored columns of a full sequence. Chunked log-probs hold `rows x logprob_chunk` of them (in any
   layout, flattened or not; rows not always split over the batch axes), the decode loop one column:
   both stay below it as long as `logprob_chunk` x the batch split < the response length (true of
-  the paper configs on 8 devices: 256 x 2 < 1024); beyond that a chunk can look whole."""
+  the paper configs on 8 devices: 256 x 2 < 1024); beyond that a chunk can look whole. The
+  embedding table ([V, width] or its shards, in any order) is not logits and is not counted."""
   vocab_like = {vocab} | {vocab // k for k in (2, 4, 8, 16) if vocab % k == 0}
   count = 0
   for _, dims in set(_SHAPE.findall(hlo)):
@@ -206,7 +207,10 @@ def full_vocab_arrays(hlo: str, vocab: int, whole: int) -> int:
     matches = [i for i, size in enumerate(sizes) if size in vocab_like]
     if matches:  # the largest vocab-like dimension is the vocabulary (rows x chunk may equal V / 8)
       i = max(matches, key=lambda j: sizes[j])
-      count += int(np.prod(sizes[:i] + sizes[i + 1 :] or [1]) >= whole)
+      rest = sizes[:i] + sizes[i + 1 :]
+      if width and len(rest) == 1 and width % rest[0] == 0:
+        continue  # the embedding table or a shard of its width
+      count += int(np.prod(rest or [1]) >= whole)
   return count
 
 
@@ -271,7 +275,9 @@ def _abstract(tree, shardings):
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), tree, shardings)
 
 
-def compile_program(name: str, jitted, args, *, vocab: int, whole: int, params=None) -> Program:
+def compile_program(
+  name: str, jitted, args, *, vocab: int, whole: int, params=None, width: int | None = None
+) -> Program:
   start = time.perf_counter()
   compiled = jitted.lower(*args).compile()
   seconds = time.perf_counter() - start
@@ -290,7 +296,7 @@ def compile_program(name: str, jitted, args, *, vocab: int, whole: int, params=N
     flops=float(cost.get("flops", 0.0)),
     bytes_accessed=float(cost.get("bytes accessed", 0.0)),
     collectives=hlo_collectives(hlo),
-    full_vocab_arrays=full_vocab_arrays(hlo, vocab, whole),
+    full_vocab_arrays=full_vocab_arrays(hlo, vocab, whole, width),
     full_param_arrays=full_param_arrays(hlo, params) if params is not None else 0,
     largest_buffer=largest_buffer(hlo),
     loops=hlo_loops(hlo, gathered_param_dims(params) if params is not None else frozenset()),
@@ -391,7 +397,7 @@ def compile_run(
   )
   param_sh = params_lib.shardings_for(model, mesh, rules)
   params = _abstract(params_lib.abstract_params(model), param_sh)
-  dims = dict(vocab=model.config.num_embed, params=params)
+  dims = dict(vocab=model.config.num_embed, params=params, width=model.config.embed_dim)
   optimizer = optim.make_optimizer(opt_cfg)
   out = []
   for name in programs:

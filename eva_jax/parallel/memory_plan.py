@@ -21,7 +21,8 @@ Estimated (no rematerialisation; XLA may fuse some of it away, so this leans hig
       + rows x L x L (attention mask) + 3 x rows x C x V x 4 (one float32 logits chunk, its
       log-softmax and gradient)
     rows = batch_size / micro_batches (x2 for chosen + rejected) / (data x fsdp), L =
-    max_prompt_len + max_response_len rounded up to 16, C = logprob_chunk; per token and layer,
+    max_prompt_len + max_response_len rounded up to 16, C = min(logprob_chunk,
+    max_response_len) (only the response columns are unembedded); per token and layer,
     in the activation (= param) dtype: 8 D (residual stream, norms, block outputs)
     + (2 H + 2 K) head_dim / t_heads (q, k, v, attention output) + 3 H L / t_heads (logits,
     soft-capped logits, probabilities) + 4 F / t_mlp (gate, up, activation, product), where t_*
@@ -157,7 +158,7 @@ def _train_activation_bytes(cfg, work: Workload, sizes, rules, act_bytes: int) -
     + 4 * cfg.hidden_dim / t_mlp
   ) * act_bytes
   layers = rows * length * cfg.num_layers * per_token_layer
-  chunk = min(work.logprob_chunk, length)
+  chunk = min(work.logprob_chunk, solver.max_response_len)  # only response columns are unembedded
   return int(layers + rows * length * length + 3 * rows * chunk * cfg.num_embed * 4)
 
 

@@ -55,6 +55,11 @@ def test_hlo_readers():
   # also vocab / 8, but the vocabulary is the larger dimension, and 32,768 < a whole 64 x 1,024.
   assert compile_check.full_vocab_arrays("%d = bf16[32768,65536]{1,0} dot(", 262144, 64 * 1024) == 0
   assert compile_check.largest_buffer(HLO) == (8 * 128 * 1000 * 4, "f32[8,128,1000]")
+  # With short rows a device's whole sequences can hold fewer elements than the embedding table:
+  # the table (or a shard of its width) is never logits.
+  table = "%e = f32[1000,96]{1,0} parameter(0)\n%t = bf16[48,250]{1,0} transpose(%e)"
+  assert compile_check.full_vocab_arrays(table, vocab=1000, whole=40) == 2
+  assert compile_check.full_vocab_arrays(table, vocab=1000, whole=40, width=96) == 0
 
 
 LOOPS_HLO = """

@@ -106,8 +106,8 @@ def test_gemma2_9b_plan_on_v5e_64_needs_no_checkpoint_or_tokenizer(v5e_64_plan):
 def test_activation_estimate_follows_the_documented_formula(v5e_64_plan):
   # rows = 32 pairs x 2 / 16 = 4; L = 64 + 32 = 96; per token and layer (bfloat16): 8*3584
   # + (2*16 + 2*8)*256/4 + 3*16*96/4 + 4*14336/4 = 47,232 values; plus the [4, 96, 96] mask and
-  # three float32 logits chunks [4, 96, 256128].
-  expected = 4 * 96 * 42 * 47_232 * 2 + 4 * 96 * 96 + 3 * 4 * 96 * 256_128 * 4
+  # three float32 logits chunks [4, 8, 256128] (logprob_chunk 8 of the 32 response columns).
+  expected = 4 * 96 * 42 * 47_232 * 2 + 4 * 96 * 96 + 3 * 4 * 8 * 256_128 * 4
   assert v5e_64_plan.bytes["train activations"] == expected
 
 
