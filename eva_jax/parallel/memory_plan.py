@@ -29,14 +29,18 @@ Estimated (no rematerialisation; XLA may fuse some of it away, so this leans hig
     is the mesh size of the axis the rules give that dimension (1 if it does not divide).
   update temporaries = float32 params + float32 updates (the optimizer step)
   sampling logits = 3 x R x V x 4 / (data x fsdp) (logits, log-softmax, top-p sort)
+  sampling weights = params x (fsdp - 1): the decode loop's FSDP weight gathers are loop-invariant,
+      and XLA hoists them out of the loop (every generate program bench.scale_check compiled), so
+      the gathered (tensor-split only) weights stay live while sampling
   prefill attention = 2 x Bp x H / t_heads x P x S x 4 / (data x fsdp): one layer's float32
       attention logits and probabilities while the Bp = bucket(sample_batch_size) prompts of up to
       P = max_cache_length - max_new_tokens columns are prefilled (the largest buffers of the
       compiled generate program, bench.scale_check); live instead of the sampling logits
 The run's own batch check (`steps.check_batch`: each micro-batch splits over data x fsdp) is
 applied too. Peaks: train = params + optimizer + reference + accumulator + max(activations + micro-batch
-gradients, update temporaries); sampling = params + KV cache + max(sampling logits, prefill
-attention) (+ optimizer and reference for RLOO, whose train state lives across sampling). A phase is flagged when it needs more
+gradients, update temporaries); sampling = params + sampling weights + KV cache + max(sampling
+logits, prefill attention) (+ optimizer and reference for RLOO, whose train state lives across
+sampling). A phase is flagged when it needs more
 than `usable_fraction` (default 90%) of the device's memory: XLA needs scratch space too.
 """
 
@@ -205,7 +209,8 @@ class Plan:
     resident = b["params"] + b["optimizer state"] + b["reference params"]
     train = resident + b["gradient accumulator"]
     train += max(b["train activations"] + b["micro-batch gradients"], b["update temporaries"])
-    sampling = b["params"] + b["KV cache"] + max(b["sampling logits"], b["prefill attention"])
+    sampling = b["params"] + b["sampling weights"] + b["KV cache"]
+    sampling += max(b["sampling logits"], b["prefill attention"])
     if b["reference params"]:  # online RLOO: the train state outlives sampling
       sampling += b["optimizer state"] + b["reference params"]
     return {"train step": train, "sampling": sampling}
@@ -282,6 +287,7 @@ def make_plan(
     "train activations": _train_activation_bytes(model.config, work, sizes, rules, np.dtype(dtype).itemsize),
     "update temporaries": 2 * params32,
     "KV cache": cache,
+    "sampling weights": params * (sizes["fsdp"] - 1),
     "sampling logits": logits,
     "prefill attention": _prefill_attention_bytes(model.config, work, sizes, rules),
   }
