@@ -29,17 +29,18 @@ Estimated (no rematerialisation; XLA may fuse some of it away, so this leans hig
     is the mesh size of the axis the rules give that dimension (1 if it does not divide).
   update temporaries = float32 params + float32 updates (the optimizer step)
   sampling logits = 3 x R x V x 4 / (data x fsdp) (logits, log-softmax, top-p sort)
-  sampling weights = params x (fsdp - 1): the decode loop's FSDP weight gathers are loop-invariant,
-      and XLA hoists them out of the loop (every generate program bench.scale_check compiled), so
-      the gathered (tensor-split only) weights stay live while sampling
+  gathered weights = params x (fsdp - 1): the weights FSDP gathers, live together twice: the
+      forward pass's gathers are saved for the backward pass (autodiff keeps them; nothing is
+      rematerialised), and the decode loop's are loop-invariant, so XLA hoists them out of the
+      loop (every program bench.scale_check compiled)
   prefill attention = 2 x Bp x H / t_heads x P x S x 4 / (data x fsdp): one layer's float32
       attention logits and probabilities while the Bp = bucket(sample_batch_size) prompts of up to
       P = max_cache_length - max_new_tokens columns are prefilled (the largest buffers of the
       compiled generate program, bench.scale_check); live instead of the sampling logits
 The run's own batch check (`steps.check_batch`: each micro-batch splits over data x fsdp) is
-applied too. Peaks: train = params + optimizer + reference + accumulator + max(activations + micro-batch
-gradients, update temporaries); sampling = params + sampling weights + KV cache + max(sampling
-logits, prefill attention) (+ optimizer and reference for RLOO, whose train state lives across
+applied too. Peaks: train = params + optimizer + reference + accumulator + max(activations +
+gathered weights + micro-batch gradients, update temporaries); sampling = params + gathered weights
++ KV cache + max(sampling logits, prefill attention) (+ optimizer and reference for RLOO, whose train state lives across
 sampling). A phase is flagged when it needs more
 than `usable_fraction` (default 90%) of the device's memory: XLA needs scratch space too.
 """
@@ -208,8 +209,9 @@ class Plan:
     b = self.bytes
     resident = b["params"] + b["optimizer state"] + b["reference params"]
     train = resident + b["gradient accumulator"]
-    train += max(b["train activations"] + b["micro-batch gradients"], b["update temporaries"])
-    sampling = b["params"] + b["sampling weights"] + b["KV cache"]
+    backward = b["train activations"] + b["gathered weights"] + b["micro-batch gradients"]
+    train += max(backward, b["update temporaries"])
+    sampling = b["params"] + b["gathered weights"] + b["KV cache"]
     sampling += max(b["sampling logits"], b["prefill attention"])
     if b["reference params"]:  # online RLOO: the train state outlives sampling
       sampling += b["optimizer state"] + b["reference params"]
@@ -287,7 +289,7 @@ def make_plan(
     "train activations": _train_activation_bytes(model.config, work, sizes, rules, np.dtype(dtype).itemsize),
     "update temporaries": 2 * params32,
     "KV cache": cache,
-    "sampling weights": params * (sizes["fsdp"] - 1),
+    "gathered weights": params * (sizes["fsdp"] - 1),
     "sampling logits": logits,
     "prefill attention": _prefill_attention_bytes(model.config, work, sizes, rules),
   }

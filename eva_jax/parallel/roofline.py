@@ -15,8 +15,11 @@ can reach there. Chip-hours for a whole round multiply by the steps and the devi
 
 Caveats, said where the figures are printed: XLA:CPU's cost analysis counts the FLOPs and bytes
 of the program as compiled for the host (fusion differs from a TPU's, so `memory` is rough); a
-while loop's body (the sampler's decode loop) is counted once, so a generate program's figures
-are its prefill plus one decode step; and link contention and collective latency are ignored.
+while loop's body is counted once in its FLOPs and bytes (bench.scale_check's collectives are per
+call: loop bodies times their known trip counts; the decode loop's count is data-dependent, so a
+generate program's figures are its prefill plus one decode step); XLA:CPU computes bfloat16 in
+float32, so its collective and memory bytes can be up to 2x a TPU's; and link contention and
+collective latency are ignored.
 """
 
 import dataclasses

@@ -97,7 +97,7 @@ def test_gemma2_9b_plan_on_v5e_64_needs_no_checkpoint_or_tokenizer(v5e_64_plan):
   # Prefill: 64 prompts / 16 = 4 per device, 16 heads / 4, 128 - 16 = 112 prompt columns x 128 cache
   # columns, float32 logits and probabilities of one layer.
   assert plan.bytes["prefill attention"] == 2 * 4 * 4 * 112 * 128 * 4
-  assert plan.bytes["sampling weights"] == 15 * plan.bytes["params"]  # gathered over fsdp 16
+  assert plan.bytes["gathered weights"] == 15 * plan.bytes["params"]  # gathered over fsdp 16
   assert plan.fits and not plan.warnings()
   report = plan.report()
   assert "v5e-64: 64 devices x 16 GiB, mesh {'data': 1, 'fsdp': 16, 'tensor': 4}" in report
@@ -133,7 +133,7 @@ def test_rloo_keeps_the_reference_and_the_train_state_while_sampling():
   b = plan.bytes
   assert b["reference params"] == b["params"]
   sampling = max(b["sampling logits"], b["prefill attention"])
-  expected = b["params"] + b["sampling weights"] + b["KV cache"] + sampling
+  expected = b["params"] + b["gathered weights"] + b["KV cache"] + sampling
   expected += b["optimizer state"] + b["reference params"]
   assert plan.phase_peaks()["sampling"] == expected
 
