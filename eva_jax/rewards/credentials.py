@@ -3,6 +3,11 @@
 Configs hold only the variable's *name*. The value lives in the process environment and in the
 `Authorization` header of outgoing requests; `scrub` removes it from any text we are about to show
 (a server may echo a request back in its error message).
+
+A name given where a key was meant is refused without being echoed. Keys in the `sk-...` style are
+no variable names; Stripe's `sk_live_...` or GitHub's `ghp_...` are, so a name is also refused when
+one of its `_`-separated parts looks random: 8 or more characters mixing letters and digits, or 20
+or more of any. Variable names are words (`OPENAI_API_KEY`, `RM_KEY_20240101`), so they pass.
 """
 
 import os
@@ -12,8 +17,14 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 REDACTED = "<redacted>"
 
 
+def _looks_random(part: str) -> bool:
+  mixed = any(c.isdigit() for c in part) and any(c.isalpha() for c in part)
+  return (len(part) >= 8 and mixed) or len(part) >= 20
+
+
 def is_env_name(name: str) -> bool:
-  return bool(_ENV_NAME.fullmatch(name))
+  """Whether `name` can be an environment variable's name and does not look like a key itself."""
+  return bool(_ENV_NAME.fullmatch(name)) and not any(_looks_random(part) for part in name.split("_"))
 
 
 def read_api_key(env_name: str, field: str = "config.reward.api_key_env") -> str | None:

@@ -15,12 +15,16 @@ The eva protocol:
                                                  request), 401 (token), 413 (too many pairs), 422 (pairs
                                                  the source refuses, e.g. an empty prompt), 500 (failure)
 
-Pairs go out in batches of `batch_size`, up to `max_concurrency` requests at once. Connection
-errors, timeouts, 429 and 5xx answers are retried up to `max_retries` times after
+Pairs go out in batches of `batch_size`, up to `max_concurrency` requests at once. `timeout_s`
+bounds each attempt as a whole (connect, send, status line, headers and body: `deadline_http.py`),
+so a server that trickles its answer cannot hold a request; through a proxy named by the
+environment (HTTP_PROXY, ...) httpx's own transport is kept and the deadline bounds the body only.
+Connection errors, timeouts, 429 and 5xx answers are retried up to `max_retries` times after
 `backoff_s * 2**retry` seconds (with jitter; a numeric `Retry-After` header is honoured up to 60 s).
 Other 4xx answers, non-JSON bodies, a missing `rewards` list, a wrong number of rewards or
-non-numbers fail at once. Every failure raises `RewardServerError` naming the URL, the pairs and
-the cause. The bearer token never appears in messages, logs, stats or `repr`.
+non-numbers (integers no float holds included) fail at once. Every failure raises
+`RewardServerError` naming the URL, the pairs and the cause. The bearer token never appears in
+messages, logs, stats or `repr`.
 
 On several hosts (a multi-host JAX run) every process calls `score` with the same pairs; only
 process 0 sends the requests, and its rewards are broadcast to the others (bit for bit), so the
@@ -42,6 +46,7 @@ import numpy as np
 from eva_jax.parallel import distributed
 from eva_jax.rewards import base
 from eva_jax.rewards import credentials
+from eva_jax.rewards import deadline_http
 from eva_jax.rewards import protocols
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -119,11 +124,10 @@ class RemoteRewardSource:
     self._lock = threading.Lock()
     self._secret = credentials.read_api_key(api_key_env)
     headers = {"Authorization": f"Bearer {self._secret}"} if self._secret else {}
-    self._client = httpx.Client(
-      headers=headers,
-      timeout=timeout_s,
-      limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
-    )
+    limits = httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
+    # None: httpx's own transport, which routes through the environment's proxy.
+    transport = None if deadline_http.uses_env_proxy(url) else deadline_http.DeadlineTransport(limits)
+    self._client = httpx.Client(headers=headers, timeout=timeout_s, limits=limits, transport=transport)
 
   def __repr__(self) -> str:
     auth = f"bearer token from ${self.api_key_env}" if self._secret else "none"
@@ -216,10 +220,14 @@ class RemoteRewardSource:
     """One POST whose whole answer must arrive within `timeout_s`.
 
     httpx's timeouts bound each read, so a server that trickles its answer a byte at a time would
-    hold a request for as long as it likes; the body is streamed against one deadline instead.
+    hold a request for as long as it likes: the transport's socket operations share one deadline,
+    and the body is also streamed against it (the only bound left when a proxy is used).
     """
     deadline = time.monotonic() + self.timeout_s
-    with self._client.stream("POST", self.url, json=payload) as streamed:
+    with (
+      deadline_http.deadline(self.timeout_s),
+      self._client.stream("POST", self.url, json=payload) as streamed,
+    ):
       body = bytearray()
       for chunk in streamed.iter_bytes():
         body += chunk

@@ -6,7 +6,8 @@
 Prints `serving <kind> rewards at http://HOST:PORT/score` once it listens (port 0 picks a free
 one), then serves until interrupted. The protocol is documented in `remote.py`; the same server
 answers OpenRLHF's remote reward model at `/get_reward` (`--remote_rm_url http://HOST:PORT/get_reward`),
-reading its texts with `config.reward.query_template` (the chat template the trainer applies).
+reading its texts with `config.reward.query_template` (the chat template the trainer applies) and
+answering a batch with a non-finite reward with a 422 under `config.reward.nonfinite` (`server.py`).
 """
 
 import os
@@ -59,6 +60,7 @@ def main(argv):
     api_key=api_key,
     max_pairs=_MAX_PAIRS.value,
     query_template=reward_cfg.query_template,
+    nonfinite=reward_cfg.nonfinite,
   )
   print(f"eva_jax.rewards.serve: serving {reward_cfg.kind} rewards at {server.url}", flush=True)
   try:

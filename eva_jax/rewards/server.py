@@ -6,13 +6,16 @@ pairs, 500: the source failed); `GET /health` answers `{"status": "ok", "kind": 
 `POST /get_reward` answers OpenRLHF's remote reward-model protocol (`protocols.py`), so OpenRLHF
 and verl trainers can use a reward source of this project: each `query` is split back into prompt
 and response with `query_template` (the chat template the trainer applied; its `prompts` field is
-used when sent) and the answer is {"rewards": [...], "scores": [...], "extra_logs": {}}, with NaN
-(Python's JSON, which OpenRLHF's client reads) for a reward the source could not give. Given an
-`api_key` (the CLI reads it from `--api_key_env`), requests must carry `Authorization: Bearer <key>`
-(else 401).
+used when sent, and a query whose prompt the trainer cut from the left is split at the turn marker),
+the stop tokens that end a response are dropped, and the answer is
+{"rewards": [...], "scores": [...], "extra_logs": {}}. Given an `api_key` (the CLI reads it from
+`--api_key_env`), requests must carry `Authorization: Bearer <key>` (else 401).
 Connections are handled by threads; one batch is scored at a time, since the source owns the
-device. Non-finite rewards go out as `null`. Requests are logged (method, path, status, size),
-never their headers.
+device. Non-finite rewards go out as `null` at `/score` (the eva client applies its NaN policy).
+OpenRLHF's protocol has no null and its client would train on a NaN, so a `/get_reward` batch with
+a non-finite reward is answered 422 naming them, under the `nonfinite` policy "fail" and also under
+"drop" (that client cannot skip one sample; the request's samples get no reward, and it says so).
+Requests are logged (method, path, status, size), never their headers.
 
 Under load and abuse: the listen backlog holds a burst of `LISTEN_BACKLOG` new connections; an
 error answer closes the connection (a body left unread must not be parsed as the next request);
@@ -33,6 +36,7 @@ import time
 from absl import logging
 
 from eva_jax.rewards import base
+from eva_jax.rewards import nonfinite as nonfinite_lib
 from eva_jax.rewards import protocols
 
 MAX_BODY_BYTES = 64 << 20
@@ -56,7 +60,12 @@ class RewardServer(http.server.ThreadingHTTPServer):
     max_pairs: int,
     read_timeout_s: float,
     query_template: str = "gemma",
+    nonfinite: str = "drop",
   ):
+    if nonfinite not in nonfinite_lib.POLICIES:
+      raise ValueError(
+        f"unknown non-finite reward policy {nonfinite!r}; expected one of {nonfinite_lib.POLICIES}"
+      )
     handler = type("Handler", (_Handler,), {"timeout": read_timeout_s})  # per-server socket timeout
     super().__init__(address, handler)
     self.source = source
@@ -64,6 +73,7 @@ class RewardServer(http.server.ThreadingHTTPServer):
     self.api_key = api_key
     self.max_pairs = max_pairs
     self.template = protocols.query_template(query_template)
+    self.nonfinite = nonfinite
     self.score_lock = threading.Lock()
 
   @property
@@ -170,10 +180,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       return
     if self.path == "/score":
       self._send(200, {"rewards": [float(r) if math.isfinite(r) else None for r in rewards]})
+    elif problem := self._nonfinite_problem(rewards):
+      logging.warning("/get_reward: %s", problem)
+      self._send(422, {"error": problem})
+      return
     else:
-      values = [float(r) if math.isfinite(r) else math.nan for r in rewards]
+      values = [float(r) for r in rewards]
       self._send(200, {"rewards": values, "scores": values, "extra_logs": {}})
     logging.info("scored %d pairs in %.3fs", len(prompts), time.perf_counter() - start)
+
+  def _nonfinite_problem(self, rewards) -> str:
+    """'' when every reward is finite, else why this OpenRLHF batch cannot be answered."""
+    report = nonfinite_lib.find_nonfinite(rewards)
+    if not report:
+      return ""
+    shown = ", ".join(f"query {i}: {v}" for i, v in list(zip(report.indices, report.values))[:10])
+    more = f", and {len(report.indices) - 10} more" if len(report.indices) > 10 else ""
+    return (
+      f"{len(report.indices)} of {report.total} rewards are not finite: {shown}{more}; OpenRLHF's protocol "
+      f"cannot carry them, so this batch gets none (config.reward.nonfinite='{self.server.nonfinite}')"
+    )
 
   def log_message(self, format, *args):  # the base class's signature
     logging.info("%s %s", self.address_string(), format % args)
@@ -202,6 +228,7 @@ def make_server(
   max_pairs: int = 4096,
   read_timeout_s: float = READ_TIMEOUT_S,
   query_template: str = "gemma",
+  nonfinite: str = "drop",
 ) -> RewardServer:
   """A bound, not yet serving, server (port 0 = a free port; see `.url`). Run `serve_forever()`."""
   return RewardServer(
@@ -212,4 +239,5 @@ def make_server(
     max_pairs=max_pairs,
     read_timeout_s=read_timeout_s,
     query_template=query_template,
+    nonfinite=nonfinite,
   )

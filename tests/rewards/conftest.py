@@ -33,6 +33,8 @@ class Reply:
   delay_s: float = 0.0
   headers: dict = dataclasses.field(default_factory=dict)
   trickle_s: float = 0.0  # > 0: the body is sent one byte at a time, this long apart
+  header_trickle_s: float = 0.0  # > 0: the status line, then a header one byte at a time, this long apart
+  header_bytes: int = 60  # bytes of that trickled header
 
 
 class ScriptedServer(http.server.ThreadingHTTPServer):
@@ -43,7 +45,7 @@ class ScriptedServer(http.server.ThreadingHTTPServer):
   def __init__(self, script: list[Reply]):
     super().__init__(("127.0.0.1", 0), _ScriptedHandler)
     self.script = list(script)
-    self.requests: list[dict] = []  # {"pairs": n, "authorization": header}
+    self.requests: list[dict] = []  # {"pairs": n, "authorization": header} (vLLM bodies: one pair)
     self.in_flight = 0
     self.max_in_flight = 0
     self.lock = threading.Lock()
@@ -66,11 +68,13 @@ class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
 
   def do_POST(self):
     body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-    reply = self.server.next_reply(
-      {"pairs": len(body["prompts"]), "authorization": self.headers.get("Authorization")}
-    )
+    pairs = len(body["prompts"]) if "prompts" in body else 1
+    reply = self.server.next_reply({"pairs": pairs, "authorization": self.headers.get("Authorization")})
     try:
       time.sleep(reply.delay_s)
+      if reply.header_trickle_s:
+        self._trickle_headers(reply)
+        return
       payload = reply.body
       if payload is None:
         payload = {"rewards": [float(len(r)) for r in body["responses"]]}
@@ -94,6 +98,14 @@ class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
     finally:
       with self.server.lock:
         self.server.in_flight -= 1
+
+  def _trickle_headers(self, reply: Reply) -> None:
+    """A status line, then one header a byte at a time: each read gets a byte, the headers never end."""
+    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    for _ in range(reply.header_bytes):
+      self.wfile.write(b"z")
+      self.wfile.flush()
+      time.sleep(reply.header_trickle_s)
 
   def log_message(self, format, *args):
     pass

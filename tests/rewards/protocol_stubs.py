@@ -4,12 +4,16 @@ Each scores a (prompt, response) pair with `score(prompt, response) -> float` an
 that are not in its protocol's form (400 with the server's own error shape), so a client that
 drifts from the documented request fails the tests instead of being answered.
 
-vLLM (0.11-0.18 pooling runner): POST /classify or /pooling with {"model"?, "messages": [user,
-assistant], "use_activation"?: bool, ...}; a one-label head's value goes through a sigmoid unless
-use_activation (or the older `activation`) is false. /classify answers {"data": [{"index", "label",
-"probs": [x], "num_classes": 1}], ...}; /pooling answers per-token values [[t0], ..., [x]].
-OpenRLHF (`openrlhf.cli.serve_rm`, 0.8.3+): POST /get_reward {"query": [...], "prompts": [...],
-"labels": [...]} with Gemma-templated texts -> {"rewards", "scores", "extra_logs"}.
+vLLM (request models of 0.34, `vllm/frontend/entrypoints/pooling/{classify,pooling}/protocol.py`):
+POST /classify or /pooling with {"model"?, "messages": [user, assistant], "use_activation"?: bool};
+a one-label head's value goes through a sigmoid unless use_activation is false. vLLM ignores (and
+logs) fields its request models do not define, such as the `activation` of servers before 0.11;
+this stub refuses them, so a client sending one fails. /classify answers {"data": [{"index",
+"label", "probs": [x], "num_classes": 1}], ...}; /pooling answers a token head's rows
+[[t0], ..., [x]] (`labels` values per token: a 2-class token head has two).
+OpenRLHF (`openrlhf.cli.serve_rm` 0.8.3+, client `openrlhf/utils/agent.py` of 0.11): POST /get_reward
+{"query": [...], "prompts": [...], "labels": [...]} with Gemma-templated texts, each query ending at
+the end-of-turn token the policy stopped on (no newline after it) -> {"rewards", "scores", "extra_logs"}.
 """
 
 from collections.abc import Callable
@@ -20,7 +24,7 @@ import re
 import threading
 
 GEMMA_QUERY = re.compile(
-  r"<bos><start_of_turn>user\n(?P<prompt>.*)<end_of_turn>\n<start_of_turn>model\n(?P<response>.*)<end_of_turn>\n",
+  r"<bos><start_of_turn>user\n(?P<prompt>.*)<end_of_turn>\n<start_of_turn>model\n(?P<response>.*)<end_of_turn>",
   re.DOTALL,
 )
 
@@ -61,7 +65,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     pass
 
 
+# Fields of vLLM's chat classification / pooling requests this stub accepts (a subset of 0.34's).
+VLLM_FIELDS = frozenset(
+  {"model", "messages", "use_activation", "add_special_tokens", "truncate_prompt_tokens", "task"}
+)
+
+
 class VllmHandler(_Handler):
+  labels = 1  # values per token of the /pooling head
+
   def _error(self, message: str) -> None:
     self._answer(400, {"error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}})
 
@@ -74,6 +86,9 @@ class VllmHandler(_Handler):
     if "input" in body or not isinstance(messages, list):
       self._error("this stub takes chat requests: one `messages` list")
       return
+    if unknown := sorted(set(body) - VLLM_FIELDS):
+      self._error(f"fields vLLM 0.34 does not define (it would ignore them): {unknown}")
+      return
     if [m.get("role") for m in messages] != ["user", "assistant"] or not all(
       isinstance(m.get("content"), str) for m in messages
     ):
@@ -83,13 +98,14 @@ class VllmHandler(_Handler):
       self._error(f"The model `{body['model']}` does not exist.")
       return
     value = self.server.score(messages[0]["content"], messages[1]["content"])
-    if body.get("use_activation", body.get("activation", True)):
+    if body.get("use_activation", True):
       value = 1 / (1 + math.exp(-value))
     usage = {"prompt_tokens": 27, "total_tokens": 27, "completion_tokens": 0, "prompt_tokens_details": None}
     if self.path == "/classify":
       item = {"index": 0, "label": "LABEL_0", "probs": [value], "num_classes": 1}
-    else:  # per-token values; the last token's is the sequence's
-      item = {"index": 0, "object": "pooling", "data": [[0.25], [-3.0], [value]]}
+    else:  # per-token rows; the last token's is the sequence's
+      rows = [[0.25], [-3.0], [value]]
+      item = {"index": 0, "object": "pooling", "data": [row * self.labels for row in rows]}
     self._answer(
       200,
       {

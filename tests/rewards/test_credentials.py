@@ -78,3 +78,27 @@ def test_scrub_and_read_api_key(monkeypatch):
   with pytest.raises(ValueError, match="--api_key_env: must be the NAME") as err:
     credentials.read_api_key(SECRET.replace("-", " "), "--api_key_env")
   assert SECRET.replace("-", " ") not in str(err.value)
+
+
+@pytest.mark.parametrize(
+  "key", ["sk_live_4f9a77c1e0b2d3a1", "rk_test_51HqLyjWDarjtT1zd", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"]
+)
+def test_a_key_that_looks_like_a_variable_name_is_refused_without_echo(monkeypatch, key):
+  """Stripe/GitHub-style keys are letters, digits and '_', like a variable name: their random part gives them away."""
+  monkeypatch.delenv(key, raising=False)
+  for field in ("config.reward.api_key_env", "--api_key_env"):
+    with pytest.raises(ValueError, match=f"{field}: must be the NAME") as err:
+      credentials.read_api_key(key, field)
+    assert key not in str(err.value) and key[-8:] not in str(err.value)
+  config = _config("http://127.0.0.1:1/score")
+  config.reward.api_key_env = key
+  with pytest.raises(ValueError, match="config.reward.api_key_env: must be the NAME") as err:
+    reward_config.parse(config)
+  assert key not in str(err.value)
+
+
+@pytest.mark.parametrize(
+  "name", ["EVA_RM_KEY", "HF_TOKEN", "OPENAI_API_KEY", "RM_KEY_20240101", "sk_token", "KEY2"]
+)
+def test_ordinary_variable_names_are_still_names(name):
+  assert credentials.is_env_name(name)

@@ -56,6 +56,20 @@ def test_vllm_client_reads_raw_reward_one_conversation_per_request(stub, path):
   assert len(server.bodies) == len(PROMPTS) and client.stats.pairs == len(PROMPTS)
   assert sorted(b["messages"][0]["content"] for b in server.bodies) == sorted(PROMPTS)
   assert all(b["model"] == "stub-rm" and b["use_activation"] is False for b in server.bodies)
+  assert not any("activation" in b for b in server.bodies)  # gone from vLLM's request models
+
+
+def test_vllm_pooling_refuses_several_values_per_token(stub):
+  """A 2-class token head (a process reward model's rows) is refused, as /classify refuses num_classes 2."""
+
+  class TwoClassTokenHead(protocol_stubs.VllmHandler):
+    labels = 2
+
+  server = stub(TwoClassTokenHead)
+  client = _client(server.base_url() + "/pooling", protocol="vllm", model="stub-rm")
+  with pytest.raises(remote.RewardServerError, match=r"2 values per token; a reward model has one label"):
+    client.score(PROMPTS[:1], RESPONSES[:1])
+  client.close()
 
 
 def test_vllm_errors_carry_the_servers_message(stub):
@@ -106,6 +120,60 @@ def test_our_server_answers_openrlhf_requests(serve):
   assert cut == [body["rewards"][1]]
 
 
+END_OF_TURN = {"gemma": "<end_of_turn>", "llama3": "<|eot_id|>", "chatml": "<|im_end|>"}
+
+
+@pytest.mark.parametrize("name", sorted(END_OF_TURN))
+def test_queries_end_at_the_end_of_turn_token(name):
+  """As OpenRLHF's trainer decodes prompt + generated ids: the last token is the stop token, no newline after it."""
+  template = protocols.query_template(name)
+  assert template.query("p", "r") == template.prompt_text("p") + "r" + END_OF_TURN[name]
+
+
+def test_our_server_strips_every_stop_token(serve):
+  """A policy may stop on Gemma's <eos> rather than <end_of_turn>; older clients sent a newline after it."""
+  url = serve(SOURCE, kind="task").url.replace("/score", "/get_reward")
+  template = protocols.query_template("gemma")
+  for ending in ("<eos>", "<end_of_turn><eos>", "<end_of_turn>\n", "<eos>\n", ""):
+    queries = [template.prompt_text(p) + r + ending for p, r in zip(PROMPTS, RESPONSES)]
+    answer = _post(url, {"query": queries, "prompts": [template.prompt_text(p) for p in PROMPTS]})
+    assert answer.status_code == 200, (ending, answer.text)
+    np.testing.assert_array_equal(np.float32(answer.json()["rewards"]), EXPECTED, err_msg=repr(ending))
+
+
+class Recording(task_source.TaskRewardSource):
+  """The task's reward, remembering the (prompt, response) pairs it was given."""
+
+  def __init__(self, task):
+    super().__init__(task)
+    self.pairs = []
+
+  def score(self, prompts, responses):
+    self.pairs += list(zip(prompts, responses))
+    return super().score(prompts, responses)
+
+
+def test_our_server_scores_a_prompt_openrlhf_cut_from_the_left(serve):
+  """OpenRLHF keeps the last prompt tokens of an over-long prompt but sends the whole prompt text."""
+  source = Recording(TASK)
+  url = serve(source, kind="task").url.replace("/score", "/get_reward")
+  template = protocols.query_template("gemma")
+  prompt = "x<end_of_turn>\n<start_of_turn>model\ny. " + PROMPTS[0]  # the marker's text inside a prompt
+  full = template.prompt_text(prompt)
+  cuts = {
+    len("<bos>"): prompt,  # only the BOS token dropped
+    len("<bos><start_of_turn>user\n"): prompt,
+    full.index("y. "): prompt[prompt.index("y. ") :],
+    full.index(PROMPTS[0]) + 4: PROMPTS[0][4:],
+    full.index("<start_of_turn>model\ny"): "<start_of_turn>model\ny. " + PROMPTS[0],
+  }
+  for cut, kept in cuts.items():
+    query = "\ufffd" + template.query(prompt, RESPONSES[1])[cut:]  # a split character decodes to U+FFFD
+    answer = _post(url, {"query": [query], "prompts": [full], "labels": [None]})
+    assert answer.status_code == 200, (cut, answer.text)
+    assert source.pairs[-1] == (kept, RESPONSES[1]), cut
+
+
 def test_our_server_refuses_malformed_openrlhf_requests(serve):
   url = serve(SOURCE, kind="task").url.replace("/score", "/get_reward")
   bad = [
@@ -113,7 +181,7 @@ def test_our_server_refuses_malformed_openrlhf_requests(serve):
     ({"query": ["no template here"]}, "has no"),
     (
       {"query": ["<bos><start_of_turn>user\nq<end_of_turn>\n<start_of_turn>model\nr"], "prompts": ["other"]},
-      "does not start with its prompt",
+      "neither starts with its prompt nor with the end of it",
     ),
     ({"query": ["a", "b"], "prompts": ["a"]}, "as long as"),
   ]
@@ -122,19 +190,37 @@ def test_our_server_refuses_malformed_openrlhf_requests(serve):
     assert answer.status_code == 400 and message in answer.json()["error"], (body, answer.text)
 
 
-def test_our_server_and_our_openrlhf_client_agree_and_keep_nan(serve):
-  class HalfNaN(task_source.TaskRewardSource):  # NaN for the wrong answers (the even pairs)
-    def score(self, prompts, responses):
-      out = super().score(prompts, responses)
-      out[[r == RESPONSES[0] for r in responses]] = np.nan
-      return out
-
-  server = serve(HalfNaN(TASK), kind="task", query_template="llama3")
+def test_our_server_and_our_openrlhf_client_agree(serve):
+  server = serve(SOURCE, kind="task", query_template="llama3")
   client = _client(server.url.replace("/score", "/get_reward"), protocol="openrlhf", query_template="llama3")
   rewards = client.score(PROMPTS, RESPONSES)
   client.close()
-  assert np.isnan(rewards[::2]).all()
-  np.testing.assert_array_equal(rewards[1::2], EXPECTED[1::2])
+  np.testing.assert_array_equal(rewards, EXPECTED)
+
+
+class HalfNaN(task_source.TaskRewardSource):
+  """NaN for the wrong answers (the even pairs)."""
+
+  def score(self, prompts, responses):
+    out = super().score(prompts, responses)
+    out[[r == RESPONSES[0] for r in responses]] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("policy", ["drop", "fail"])
+def test_our_server_never_sends_openrlhf_a_nan(serve, policy):
+  """OpenRLHF's protocol has no null, and its client parses NaN: a batch with one gets an error instead."""
+  server = serve(HalfNaN(TASK), kind="task", nonfinite=policy)
+  template = protocols.query_template("gemma")
+  body = {"query": [template.query(p, r) for p, r in zip(PROMPTS, RESPONSES)]}
+  answer = _post(server.url.replace("/score", "/get_reward"), body)
+  assert answer.status_code == 422 and "NaN" not in answer.text
+  assert "4 of 7 rewards are not finite: query 0: nan, query 2: nan" in answer.json()["error"]
+  assert f"config.reward.nonfinite='{policy}'" in answer.json()["error"]
+  finite = _post(server.url.replace("/score", "/get_reward"), {"query": body["query"][1::2]})
+  assert finite.status_code == 200 and finite.json()["rewards"] == EXPECTED[1::2].tolist()
+  eva = _post(server.url, {"prompts": PROMPTS, "responses": RESPONSES}).json()["rewards"]  # /score: null
+  assert eva[::2] == [None] * 4
 
 
 def test_query_templates():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from eva_jax.rewards import config as reward_config
+from eva_jax.rewards import deadline_http
 from eva_jax.rewards import factory
 from eva_jax.rewards import model_source
 from eva_jax.rewards import nonfinite
@@ -18,7 +19,7 @@ PROMPTS = TASK.seed_prompts(10, 5)
 RESPONSES = [TASK.reference(p) if i % 3 else "Reversed sum: 12" for i, p in enumerate(PROMPTS)]
 
 
-def reply(status=200, body=None, delay_s=0.0, headers=None, trickle_s=0.0) -> dict:
+def reply(status=200, body=None, delay_s=0.0, headers=None, trickle_s=0.0, header_trickle_s=0.0) -> dict:
   """A scripted server's answer (body None: one correct reward per pair, the response's length)."""
   return {
     "status": status,
@@ -26,6 +27,7 @@ def reply(status=200, body=None, delay_s=0.0, headers=None, trickle_s=0.0) -> di
     "delay_s": delay_s,
     "headers": headers or {},
     "trickle_s": trickle_s,
+    "header_trickle_s": header_trickle_s,
   }
 
 
@@ -104,6 +106,37 @@ def test_timeout_bounds_the_whole_answer_not_each_read(scripted):
     client.score(PROMPTS, RESPONSES)
 
 
+def test_timeout_bounds_the_status_line_and_headers(scripted):
+  """Headers trickled a byte every 0.5 s for 30 s: each read gets a byte, yet the request must end near 1 s."""
+  server = scripted(reply(header_trickle_s=0.5))
+  client = _client(server.url, batch_size=10, timeout_s=1.0, max_retries=0)
+  start = time.perf_counter()
+  with pytest.raises(remote.RewardServerError, match=r"failed 1 attempts; last: timed out after 1.0s"):
+    client.score(PROMPTS, RESPONSES)
+  assert time.perf_counter() - start < 15.0
+
+
+HUGE = b"1" + b"0" * 400  # an integer JSON allows and no float holds
+
+
+@pytest.mark.parametrize(
+  "protocol,body",
+  [
+    ("eva", b'{"rewards": [' + HUGE + b"]}"),
+    ("openrlhf", b'{"rewards": [' + HUGE + b'], "scores": [0.5], "extra_logs": {}}'),
+    ("vllm", b'{"data": [{"index": 0, "label": "LABEL_0", "probs": [' + HUGE + b'], "num_classes": 1}]}'),
+  ],
+)
+def test_a_reward_no_float_holds_fails_naming_the_server(scripted, protocol, body):
+  server = scripted(reply(200, body))
+  client = _client(server.url, protocol=protocol)
+  with pytest.raises(
+    remote.RewardServerError, match=rf"reward server {server.url} \(pairs 0..0\): .*401 digits"
+  ):
+    client.score(PROMPTS[:1], RESPONSES[:1])
+  assert len(server.requests) == 1  # not retried
+
+
 @pytest.mark.parametrize(
   "reply,message",
   [
@@ -153,3 +186,16 @@ def test_missing_token_variable_is_named(monkeypatch):
     ValueError, match="config.reward.api_key_env: environment variable EVA_TEST_UNSET_KEY is not set"
   ):
     remote.RemoteRewardSource("http://127.0.0.1:1/score", api_key_env="EVA_TEST_UNSET_KEY")
+
+
+def test_a_proxy_named_by_the_environment_is_still_used(scripted, monkeypatch):
+  """The deadline transport is for direct connections; HTTP_PROXY keeps httpx's own, which honours it."""
+  proxy = scripted(reply())  # answers whatever it is asked, as a forwarding proxy would
+  monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/score"))
+  monkeypatch.setenv("NO_PROXY", "direct.invalid")
+  client = _client("http://reward-host.invalid/score")  # resolvable only by way of the proxy
+  np.testing.assert_array_equal(client.score(PROMPTS[:2], RESPONSES[:2]), [len(r) for r in RESPONSES[:2]])
+  assert len(proxy.requests) == 1
+  assert deadline_http.uses_env_proxy("http://reward-host.invalid/score")
+  assert not deadline_http.uses_env_proxy("http://direct.invalid/score")
+  assert not deadline_http.uses_env_proxy("https://reward-host.invalid/score")  # no HTTPS_PROXY
