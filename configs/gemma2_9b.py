@@ -40,7 +40,9 @@ configs/gemma2_9b_dpo.py) need more: plan them before launching (launch/README.m
 round trip). Nothing is downloaded: both paths are required.
 """
 
-from configs import quickstart
+from eva_jax import config_files
+
+quickstart = config_files.sibling(__file__, "quickstart")
 
 
 def get_config(arg: str | None = None):

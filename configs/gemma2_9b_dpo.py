@@ -21,7 +21,9 @@ evolver endpoint. `--config=configs/gemma2_9b_dpo.py:runlocal` shrinks everythin
 and the embedded task, to check the wiring on a CPU in a minute.
 """
 
-from configs import gemma2_9b
+from eva_jax import config_files
+
+gemma2_9b = config_files.sibling(__file__, "gemma2_9b")
 
 
 def paper_settings(config):
@@ -36,6 +38,19 @@ def paper_settings(config):
   config.loop.warmstart_steps = 0  # No SFT: gemma-2-9b-it is already instruction-tuned.
   config.loop.old_fraction = 0.2  # 20% old / 80% new pairs.
   config.loop.min_chosen_reward = float("-inf")  # Paper: any best response is chosen.
+  # The quickstart's settings beyond the paper, each reset here: gemma2_9b.py starts from the
+  # quickstart's fields, and tests/test_configs.py pins every one of these by value.
+  config.loop.rehearse = False  # No (best, best) rehearsal rows for prompts without a pair.
+  config.loop.min_gap = 0.0  # Any pair whose best beats its worst.
+  config.loop.max_train_pairs = 0  # Every pair the round makes.
+  config.loop.draw = "weighted"  # online: prompts drawn by informativeness.
+  config.reward.task = ""  # No embedded task reward.
+  config.creator.task = ""  # No embedded task operators.
+  config.creator.filters.user_filter = ""  # No user filter.
+  config.solver.micro_batches = 1  # One pass per step; raise it where the memory plan says so.
+  config.solver.label_smoothing = 0.0  # Plain DPO (cDPO off).
+  config.solver.optimizer.weight_decay = 0.0  # No weight decay.
+  config.solver.optimizer.max_grad_norm = 1.0  # Global-norm clipping at 1 (TRL's default).
   config.loop.prompts = "evolve"  # eva.
   config.pool.seed_source = "jsonl"  # Required: seed prompts (e.g. UltraFeedback prompts), one per line.
   config.pool.seed_path = ""  # Required: the JSONL file.

@@ -9,8 +9,10 @@ reference folded into the reward, 16 prompts x 4 samples per step, prompts drawn
 the creator every 100 steps. `:runlocal` shrinks it to the tiny model and the embedded task.
 """
 
-from configs import gemma2_9b
-from configs import gemma2_9b_dpo
+from eva_jax import config_files
+
+gemma2_9b = config_files.sibling(__file__, "gemma2_9b")
+gemma2_9b_dpo = config_files.sibling(__file__, "gemma2_9b_dpo")
 
 
 def get_config(arg: str | None = None):

@@ -6,7 +6,9 @@ Every step draws 16 prompts (weighted by informativeness), samples 4 responses e
 with the task reward and takes an RLOO step; every 20 steps the creator evolves the pool.
 """
 
-from configs import quickstart
+from eva_jax import config_files
+
+quickstart = config_files.sibling(__file__, "quickstart")
 
 
 def get_config(arg: str | None = None):

@@ -10,7 +10,9 @@ with `--config.reward.kind=model --config.reward.checkpoint=<workdir>/reward_mod
 
 import ml_collections
 
-from configs import quickstart
+from eva_jax import config_files
+
+quickstart = config_files.sibling(__file__, "quickstart")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -89,6 +89,10 @@ def resolve_task(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict
   return out
 
 
+# Losses under which a (best, best) rehearsal row still has a preference gradient (losses.sppo).
+REHEARSAL_HAS_PREFERENCE_GRADIENT = frozenset({"sppo"})
+
+
 def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
   """Validates `config` for a run on `num_devices` devices and returns the typed `RunConfig`."""
   name = choice(config, "model.name", list(architectures.ARCHITECTURES))
@@ -134,6 +138,13 @@ def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
     raise ConfigError(
       f"config.solver.loss: {run.solver.loss!r} does not fit config.loop.mode={run.loop.mode!r} "
       "(online runs RLOO: loss 'rloo'; offline runs the DPO family)"
+    )
+  if run.loop.rehearse and run.solver.loss in REHEARSAL_HAS_PREFERENCE_GRADIENT:
+    # A (best, best) row is gradient-free only where the loss depends on the two log-ratios'
+    # difference; SPPO pulls each towards its own target, so rehearsal rows would train on it.
+    raise ConfigError(
+      f"config.loop.rehearse: rehearsal rows (best, best) are not gradient-free under loss "
+      f"{run.solver.loss!r}; set loop.rehearse=False"
     )
   if model.init == "base" and not model.checkpoint:
     # The base reads one prompt format; another task's prompts would look like a different language.
