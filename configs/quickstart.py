@@ -97,6 +97,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.solver.epochs = 2  # Epochs over each round's pairs.
   config.solver.max_prompt_len = 64  # Prompt tokens, chat template included.
   config.solver.max_response_len = 32  # Response tokens.
+  # Consecutive optimizer steps with a non-finite loss or gradient (each skipped) that stop the run
+  # with the last finite loss; the checkpoint before stays the newest.
+  config.solver.max_nonfinite_steps = 10
   config.solver.optimizer = ml_collections.ConfigDict()
   config.solver.optimizer.name = "adamw"  # adamw, rmsprop (the eva authors' SPPO runs) or sgd.
   config.solver.optimizer.learning_rate = 2e-4  # Peak learning rate (5e-4 at batch 32 costs easy buckets).

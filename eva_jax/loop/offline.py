@@ -254,6 +254,7 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
         seed=seed * 1000 + round_index,
         chunk_size=ctx.cfg.model.logprob_chunk,
         on_metrics=ctx.on_metrics,
+        phase=f"round {round_index}: {ctx.cfg.solver.loss} epochs",
       )
     stats |= {f"train/{k}": v for k, v in metrics.items()}
     stats["round/train_steps"] = ctx.cfg.solver.epochs * math.ceil(

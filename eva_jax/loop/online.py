@@ -23,6 +23,7 @@ from eva_jax.creator import records as records_lib
 from eva_jax.loop import offline
 from eva_jax.loop import responses as responses_lib
 from eva_jax.models import batching
+from eva_jax.solver import nonfinite
 from eva_jax.solver import optim
 from eva_jax.solver import steps
 from eva_jax.solver import train_state
@@ -157,6 +158,8 @@ def run_online(
   records = ctx.pool.read_generation(generation)
   if stats_restored is not None:
     records = with_pool_stats(records, stats_restored)
+  # Counts from the resumed step: a resume after a stop on non-finite steps retries them.
+  guard = nonfinite.NonfiniteGuard(cfg.solver.max_nonfinite_steps, "RLOO steps (optimizer updates)")
   stats, sampled_tokens = {}, 0  # tokens sampled by this process's steps (restarts count from 0)
   for step in range(start_step, loop.steps):
     start = time.perf_counter()
@@ -187,8 +190,9 @@ def run_online(
             varied[slot] = True
     keep = np.isfinite(scored.rewards).all(axis=1)
     batch = _sequence_batch(scored, keep, rows, k)
-    for _ in range(cfg.solver.updates_per_batch):
+    for update in range(cfg.solver.updates_per_batch):
       state, metrics = rloo_step(state, batch, jax.random.fold_in(key, 99))
+      guard.check(step * cfg.solver.updates_per_batch + update, jax.device_get(metrics))
     metrics = {f"train/{m}": float(v) for m, v in jax.device_get(metrics).items()}
     update = records_lib.with_stats([records[i] for i in idx], scored.rewards, None, cfg.creator.info_metric)
     for i, record in zip(idx, update):

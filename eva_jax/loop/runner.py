@@ -68,6 +68,7 @@ def _warm_start(cfg, loop, solver: setup.SolverModel, writer, stop: preemption_l
     param_shardings=solver.shardings,
     seed=cfg.seed,
     chunk_size=cfg.model.logprob_chunk,
+    max_nonfinite_steps=cfg.solver.max_nonfinite_steps,
     on_metrics=lambda i, m: (
       writer.scalars(i, {f"warmstart/{k}": v for k, v in m.items()}) if i % 20 == 0 else None,
       stop.check("during the warm start (it is redone on resume)"),

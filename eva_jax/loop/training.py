@@ -18,6 +18,7 @@ import tqdm
 
 from eva_jax.models import batching
 from eva_jax.solver import losses
+from eva_jax.solver import nonfinite
 from eva_jax.solver import optim
 from eva_jax.solver import steps
 from eva_jax.solver import train_state
@@ -32,11 +33,13 @@ def _pad_rows(batch, rows: int):
   return jax.tree.map(lambda x: np.pad(x, [(0, extra)] + [(0, 0)] * (x.ndim - 1)), batch) if extra else batch
 
 
-def _run_steps(step, state, batches, total: int, desc: str, on_metrics: MetricsFn | None):
+def _run_steps(step, state, batches, total: int, desc: str, on_metrics: MetricsFn | None, max_nonfinite: int):
   last = {}
+  guard = nonfinite.NonfiniteGuard(max_nonfinite, desc)
   for i, batch in enumerate(tqdm.tqdm(batches, total=total, desc=desc, unit="step", leave=False)):
     state, metrics = step(state, batch, jax.random.key(i))
     last = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    guard.check(i, last)
     if on_metrics is not None:
       on_metrics(i, last)
   return state, last
@@ -92,6 +95,7 @@ def sft(
   seed: int,
   chunk_size: int = 128,
   on_metrics: MetricsFn | None = None,
+  max_nonfinite_steps: int = 10,
 ):
   """`num_steps` SFT steps on (prompt, answer) examples drawn in shuffled passes; returns (params, metrics)."""
   opt_cfg = optim.OptimizerConfig(learning_rate=learning_rate, warmup_frac=0.05, weight_decay=0.0)
@@ -110,7 +114,9 @@ def sft(
       )
       yield steps.sequence_batch(tb)
 
-  state, metrics = _run_steps(step, state, batches(), num_steps, "warm start (SFT)", on_metrics)
+  state, metrics = _run_steps(
+    step, state, batches(), num_steps, "warm start (SFT)", on_metrics, max_nonfinite_steps
+  )
   return state.params, metrics
 
 
@@ -127,8 +133,11 @@ def preference_epochs(
   seed: int,
   chunk_size: int = 128,
   on_metrics: MetricsFn | None = None,
+  phase: str = "",
 ):
-  """`solver.epochs` shuffled epochs of `solver.loss` over the pairs; returns (params, metrics)."""
+  """`solver.epochs` shuffled epochs of `solver.loss` over the pairs; returns (params, metrics).
+
+  `phase` names the phase in progress output and errors (default "<loss> epochs")."""
   n, rows = len(prompt_ids), solver.batch_size
   if n == 0:
     raise ValueError("no preference pairs to train on")
@@ -162,5 +171,7 @@ def preference_epochs(
         batch = make(idx)
         yield batch.replace(ref_logps=np.pad(ref[idx], ((0, rows - len(idx)), (0, 0))))
 
-  state, metrics = _run_steps(step, state, batches(), total, f"{solver.loss} epochs", on_metrics)
+  state, metrics = _run_steps(
+    step, state, batches(), total, phase or f"{solver.loss} epochs", on_metrics, solver.max_nonfinite_steps
+  )
   return state.params, metrics

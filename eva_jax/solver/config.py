@@ -25,6 +25,7 @@ class SolverConfig:
   max_prompt_len: int  # tokens, chat template included
   max_response_len: int  # tokens
   optimizer: optim.OptimizerConfig
+  max_nonfinite_steps: int  # consecutive non-finite (skipped) optimizer steps that stop the run
 
   @property
   def online(self) -> bool:
@@ -86,4 +87,5 @@ def parse(config: ml_collections.ConfigDict) -> SolverConfig:
     max_prompt_len=integer(config, "solver.max_prompt_len", low=1),
     max_response_len=integer(config, "solver.max_response_len", low=1),
     optimizer=opt,
+    max_nonfinite_steps=integer(config, "solver.max_nonfinite_steps", low=1),
   )

@@ -20,7 +20,8 @@ import optax
 
 OPTIMIZERS = ("adamw", "rmsprop", "sgd")
 SCHEDULES = ("cosine", "linear", "constant")
-MAX_CONSECUTIVE_NONFINITE = 1_000_000  # optax would apply NaN updates after this many skips
+MAX_CONSECUTIVE_NONFINITE = 1_000_000  # optax would apply NaN updates after this many skips; the
+# loops stop long before (solver.max_nonfinite_steps, eva_jax/solver/nonfinite.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,5 +81,5 @@ def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
   if cfg.max_grad_norm > 0:
     opt = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), opt)
   # A step with non-finite gradients leaves params and moments untouched (it is counted in the
-  # state); the loop decides when too many such steps mean the run is broken.
+  # state); the loops stop after solver.max_nonfinite_steps such steps in a row (nonfinite.py).
   return optax.apply_if_finite(opt, max_consecutive_errors=MAX_CONSECUTIVE_NONFINITE)

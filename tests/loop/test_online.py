@@ -1,6 +1,9 @@
 """A tiny online (RLOO) eva run on the real stack: steps, creator generations, checkpoint and resume."""
 
+import re
+
 import jax
+import pytest
 
 from configs import quickstart_rloo
 from eva_jax import config as config_lib
@@ -10,7 +13,7 @@ from eva_jax.loop import run_state
 from eva_jax.loop import runner
 
 
-def _run(workdir, steps):
+def _run(workdir, steps, **overrides):
   config = quickstart_rloo.get_config()
   config.loop.steps = steps
   config.loop.warmstart_steps = 80
@@ -21,6 +24,7 @@ def _run(workdir, steps):
   config.pool.num_seeds = 16
   config.creator.num_evolutions = 1
   config.solver.batch_size = 16  # 4 prompts x k=4
+  config_lib.override(config, overrides)
   cfg = config_lib.parse(config, jax.device_count())
   return runner.run(cfg, cfg.loop, workdir, config_lib.flatten(config))
 
@@ -39,3 +43,15 @@ def test_online_steps_evolve_the_pool_and_resume(tmp_path):
   assert [r["step"] for r in records] == [0, 1, 2, 3, 4, 5]
   assert pool_lib.Pool(tmp_path / "pool").generations() == [0, 1, 2, 3]
   assert run_state.RunCheckpoints(tmp_path, 2).latest() == 6
+
+
+def test_online_steps_that_stay_non_finite_stop_and_keep_the_checkpoint_before(tmp_path):
+  diverge = {"solver.optimizer.learning_rate": 1e38, "solver.optimizer.warmup_frac": 0.0}
+  diverge |= {"solver.max_nonfinite_steps": 2, "loop.prompts": "static"}
+  with pytest.raises(
+    ValueError, match=r"RLOO steps .*: 2 consecutive optimizer steps .*last finite loss"
+  ) as e:
+    _run(tmp_path, steps=8, **diverge)
+  stopped = int(re.search(r"\(steps \d+-(\d+),", str(e.value)).group(1))  # optimizer updates = steps here
+  latest = run_state.RunCheckpoints(tmp_path, 2).latest()
+  assert latest is not None and latest <= stopped  # a checkpoint of the steps before, none after

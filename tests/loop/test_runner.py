@@ -1,6 +1,7 @@
 """A tiny offline eva run end to end on the real stack: pool lineage, metrics, checkpoints, resume."""
 
 import json
+import re
 import shutil
 
 import jax
@@ -213,3 +214,26 @@ def test_checkpoints_past_the_retention_are_pruned_but_never_the_verified_one(tm
   assert checkpoints.prune(1) == [0]  # step 1 is the newest verified one: kept, and all after it
   assert sorted(checkpoints.manager.all_steps()) == [1, 2, 3]
   assert checkpoints.prune(3) == [1] and sorted(checkpoints.manager.all_steps()) == [2, 3]
+
+
+def test_a_round_whose_steps_stay_non_finite_stops_and_keeps_the_checkpoint_before(run_dir, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(run_dir, workdir)
+  # An lr no float32 update survives: the params overflow, and the steps after are non-finite.
+  diverge = {"loop.rounds": 4, "solver.optimizer.learning_rate": 1e38, "solver.max_nonfinite_steps": 2}
+  diverge |= {"solver.epochs": 4, "solver.optimizer.warmup_frac": 0.0}
+  with pytest.raises(
+    ValueError, match=r"round \d+: dpo epochs: 2 consecutive optimizer steps .*last finite loss"
+  ) as e:
+    _run(workdir, **diverge)
+  stopped = int(re.match(r"round (\d+):", str(e.value)).group(1))
+  # Nothing of the stopped round is saved: the newest checkpoint and summary round are the one before.
+  assert run_state.RunCheckpoints(workdir, 2).latest() == stopped - 1
+  assert json.loads((workdir / "summary.json").read_text())["rounds"][-1]["round"] == stopped - 1
+
+
+def test_a_warm_start_that_diverges_stops_before_any_checkpoint(tmp_path):
+  diverge = {"loop.warmstart_learning_rate": 1e38, "solver.max_nonfinite_steps": 3}
+  with pytest.raises(ValueError, match=r"warm start \(SFT\): 3 consecutive optimizer steps"):
+    _run(tmp_path, **diverge)
+  assert run_state.RunCheckpoints(tmp_path, 2).latest() is None
