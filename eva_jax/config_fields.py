@@ -64,6 +64,14 @@ def number(config, field: str, *, low: float | None = None, high: float | None =
   return float(value)
 
 
+def top_p(config, field: str) -> float:
+  """A nucleus-sampling mass in (0, 1]: 0 would keep no token (1.0 = off)."""
+  value = number(config, field, low=0.0, high=1.0)
+  if value == 0:
+    raise ConfigError(f"config.{field}: must be in (0, 1] (1.0 = off); 0 keeps no token")
+  return value
+
+
 def flag(config, field: str) -> bool:
   return get(config, field, bool)
 

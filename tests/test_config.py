@@ -38,6 +38,11 @@ def _with(**overrides):
     ({"check__num_problems": 0}, "config.check.num_problems: 0 must be in"),
     ({"loop__min_chosen_reward": float("nan")}, "config.loop.min_chosen_reward: expected a number or -inf"),
     ({"loop__max_train_pairs": -1}, "config.loop.max_train_pairs: -1 must be >= 0"),
+    ({"loop__top_p": 0.0}, r"config.loop.top_p: must be in \(0, 1\]"),
+    ({"eval__top_p": 0.0}, r"config.eval.top_p: must be in \(0, 1\]"),
+    ({"eval__export__top_p": 0}, r"config.eval.export.top_p: must be in \(0, 1\]"),
+    ({"creator__llm__top_p": 0.0}, r"config.creator.llm.top_p: must be in \(0, 1\]"),
+    ({"solver__max_nonfinite_steps": 0}, "config.solver.max_nonfinite_steps: 0 must be >= 1"),
     ({"model__name": "gemma2_9b"}, "config.model.tokenizer: model 'gemma2_9b' needs the path"),
     (
       {"model__name": "gemma2_9b", "model__tokenizer": "/t.model"},

@@ -140,7 +140,7 @@ def _llm(config, required: bool) -> LLMConfig:
   out = LLMConfig(
     backend=config_lib.choice(config, f + "backend", BACKENDS),
     temperature=config_lib.number(config, f + "temperature", low=0.0),
-    top_p=config_lib.number(config, f + "top_p", low=1e-6, high=1.0),
+    top_p=config_lib.top_p(config, f + "top_p"),
     max_new_tokens=config_lib.integer(config, f + "max_new_tokens", low=1),
     drop_truncated=config_lib.flag(config, f + "drop_truncated"),
     base_url=config_lib.get(config, f + "base_url", str),

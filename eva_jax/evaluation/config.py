@@ -87,13 +87,6 @@ class EvalConfig:
     return round_index % self.every_rounds == 0 or round_index == last_round
 
 
-def _top_p(config, section: str) -> float:
-  top_p = fields.number(config, f"{section}.top_p", low=0.0, high=1.0)
-  if top_p == 0:
-    raise fields.ConfigError(f"config.{section}.top_p: must be > 0 (1.0 = off)")
-  return top_p
-
-
 def _check_cache(section: str, sampling: sampler.SamplingConfig) -> None:
   if sampling.max_new_tokens >= sampling.max_cache_length:
     raise fields.ConfigError(
@@ -114,7 +107,7 @@ def _export(config) -> ExportConfig:
     alpaca_eval_instructions=fields.get(config, "eval.export.alpaca_eval_instructions", str),
     category_temperatures=fields.flag(config, "eval.export.category_temperatures"),
     temperature=fields.number(config, "eval.export.temperature", low=0.0),
-    top_p=_top_p(config, "eval.export"),
+    top_p=fields.top_p(config, "eval.export.top_p"),
     max_new_tokens=fields.integer(config, "eval.export.max_new_tokens", low=1),
     mt_bench_max_new_tokens=fields.integer(config, "eval.export.mt_bench_max_new_tokens", low=0),
     max_cache_length=fields.integer(config, "eval.export.max_cache_length", low=2),
@@ -145,7 +138,7 @@ def parse(config) -> EvalConfig:
     reference=fields.get(config, "eval.reference", str),
     num_samples=fields.integer(config, "eval.num_samples", low=1),
     temperature=fields.number(config, "eval.temperature", low=0.0),
-    top_p=_top_p(config, "eval"),
+    top_p=fields.top_p(config, "eval.top_p"),
     max_new_tokens=fields.integer(config, "eval.max_new_tokens", low=1),
     max_cache_length=fields.integer(config, "eval.max_cache_length", low=2),
     batch_size=fields.integer(config, "eval.batch_size", low=1),

@@ -57,7 +57,7 @@ def parse(config: ml_collections.ConfigDict) -> LoopConfig:
     prompts=fields.choice(config, "loop.prompts", PROMPTS),
     num_samples=integer(config, "loop.num_samples", low=2),
     temperature=number(config, "loop.temperature", low=0.0),
-    top_p=number(config, "loop.top_p", low=0.0, high=1.0),
+    top_p=fields.top_p(config, "loop.top_p"),
     max_new_tokens=integer(config, "loop.max_new_tokens", low=1),
     sample_batch_size=integer(config, "loop.sample_batch_size", low=1),
     max_cache_length=integer(config, "loop.max_cache_length", low=2),

@@ -82,7 +82,7 @@ def test_llm_evolver_and_empty_methods():
       "config.creator.filters.user_filter: 'mymodule' must read",
     ),
     ({"creator__llm__backend": "vllm"}, "config.creator.llm.backend: 'vllm' is not one of"),
-    ({"creator__llm__top_p": 0.0}, "config.creator.llm.top_p: 0.0 must be in"),
+    ({"creator__llm__top_p": 0.0}, "config.creator.llm.top_p: must be in"),
     ({"creator__llm__max_concurrency": 0}, "config.creator.llm.max_concurrency: 0 must be in"),
     ({"creator__llm__requests_per_second": -1.0}, "config.creator.llm.requests_per_second: -1.0 must be in"),
     (

@@ -26,7 +26,7 @@ def test_quickstart_section():
   "field, value, message",
   [
     ("temperature", -0.5, "config.eval.temperature: -0.5 must be in"),
-    ("top_p", 0.0, "config.eval.top_p: must be > 0"),
+    ("top_p", 0.0, "config.eval.top_p: must be in (0, 1]"),
     ("bootstrap", -1, "config.eval.bootstrap: -1 must be"),
     ("confidence", 1.5, "config.eval.confidence: 1.5 must be in"),
     ("task", "chess", "config.eval.task: unknown task 'chess'"),
@@ -43,7 +43,7 @@ def test_bad_fields_are_named(field, value, message):
   section, _, leaf = ("eval." + field).rpartition(".")
   # Bypass ConfigDict's type lock: a config file can hold any value.
   (config.eval.export if section == "eval.export" else config.eval)._fields[leaf] = value
-  with pytest.raises(ConfigError, match=message.replace("(", "\\(")):
+  with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace("]", "\\]")):
     eval_config.parse(config)
 
 
