@@ -265,12 +265,13 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
     )
     params = solver.params if meta.get("step") else tree
     checkpoints.prune(latest)  # steps left past the retention by a kill right after a save
-    writer.drop_after(_committed_record(loop, meta))  # records of the work about to be redone
+    summary = state_files.read_json(summary_path) if summary_path.exists() else {"rounds": []}
+    # records of the work about to be redone
+    writer.drop_after(_committed_record(loop, meta, _online_finished(loop, meta, summary)))
     round0 = None
     if cfg.eval.reference == eval_config.ROUND0:
       round0 = params_lib.restore_params(workdir / "round0", solver.model, solver.shardings)
     evaluator = _Evaluator(cfg, solver, reward_source, round0, workdir)
-    summary = state_files.read_json(summary_path) if summary_path.exists() else {"rounds": []}
     if loop.mode == "offline":
       summary["rounds"] = _committed_rounds(summary["rounds"], meta["round"])
     _report(
@@ -307,7 +308,14 @@ def _run(cfg, loop, workdir, flat_config, force, stop, solver, writer, checkpoin
   return summary
 
 
-def _committed_record(loop, meta):
+def _online_finished(loop, meta, summary: dict) -> bool:
+  """Whether an online run's every step and its final evaluation are done (a rerun redoes nothing)."""
+  if loop.mode != "online" or meta.get("step", 0) != loop.steps:
+    return False
+  return any(r.get("round") == "online" and r.get("step") == loop.steps for r in summary["rounds"])
+
+
+def _committed_record(loop, meta, online_finished: bool = False):
   """Whether a metrics.jsonl record belongs to what the checkpoint of `meta` committed.
 
   Axes (see `_offline`/`_online`): warmstart/* on the SFT step (committed by checkpoint 0), train/*
@@ -321,7 +329,7 @@ def _committed_record(loop, meta):
     step = record["step"]
     if loop.mode == "online":
       if any(k.startswith("eval/") for k in keys):  # round 0's eval, or the final one (redone)
-        return step == 0 or step < meta.get("step", 0)
+        return step == 0 or step < meta.get("step", 0) or online_finished
       return step < meta.get("step", 0)  # step s is written after RLOO step s + 1 finished
     if record.get("kind") == "scalars" and keys and all(k.startswith("train/") for k in keys):
       return step <= meta.get("train_steps", 0)
@@ -379,6 +387,9 @@ def _offline(ctx, params, meta, checkpoints, writer, summary_and_path, evaluator
 def _online(ctx, params, meta, restored, checkpoints, writer, summary, evaluator):
   """RLOO steps from `meta`'s step; `restored` is the checkpointed train state's dict (None: fresh)."""
   loop = ctx.loop
+  if _online_finished(loop, meta, summary):  # a rerun of a finished run: as offline, nothing to redo
+    _report(f"online: all {loop.steps} steps and their evaluation are done (summary.json)")
+    return params
   restore = None
   if restored is not None:
     restore = lambda abstract: flax.serialization.from_state_dict(abstract, restored)

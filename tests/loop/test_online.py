@@ -1,5 +1,6 @@
 """A tiny online (RLOO) eva run on the real stack: steps, creator generations, checkpoint and resume."""
 
+import json
 import re
 
 import jax
@@ -43,6 +44,14 @@ def test_online_steps_evolve_the_pool_and_resume(tmp_path):
   assert [r["step"] for r in records] == [0, 1, 2, 3, 4, 5]
   assert pool_lib.Pool(tmp_path / "pool").generations() == [0, 1, 2, 3]
   assert run_state.RunCheckpoints(tmp_path, 2).latest() == 6
+  # Rerunning the finished run redoes nothing: no second evaluation, no second `online` entry.
+  finished = json.loads((tmp_path / "summary.json").read_text())
+  records = metrics.read_jsonl(tmp_path)
+  _run(tmp_path, steps=6)
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert summary["rounds"] == finished["rounds"]
+  assert [r["step"] for r in summary["rounds"] if r["round"] == "online"] == [4, 6]
+  assert metrics.read_jsonl(tmp_path) == records
 
 
 def test_online_steps_that_stay_non_finite_stop_and_keep_the_checkpoint_before(tmp_path):
