@@ -32,10 +32,29 @@ def load_user_filter(spec: str) -> Callable[[str], bool] | None:
   if not spec:
     return None
   module, _, name = spec.partition(":")
-  fn = getattr(importlib.import_module(module), name, None)
+  where = f"config.creator.filters.user_filter {spec!r}"
+  if not module or not name:
+    raise ValueError(f"{where}: expected 'package.module:function'")
+  try:
+    imported = importlib.import_module(module)
+  except Exception as e:  # ImportError, or whatever the module raises while it is imported
+    raise ValueError(f"{where}: cannot import {module}: {type(e).__name__}: {e}") from e
+  fn = getattr(imported, name, None)
   if not callable(fn):
-    raise ValueError(f"user filter {spec!r}: {module} has no callable {name!r}")
-  return fn
+    raise ValueError(f"{where}: {module} has no callable {name!r}")
+  return _named(fn, where)
+
+
+def _named(fn: Callable[[str], bool], where: str) -> Callable[[str], bool]:
+  """`fn` whose failure on a prompt is a ValueError naming the filter and the prompt."""
+
+  def user_filter(text: str) -> bool:
+    try:
+      return bool(fn(text))
+    except Exception as e:
+      raise ValueError(f"{where} raised {type(e).__name__}: {e} on the prompt {text[:200]!r}") from e
+
+  return user_filter
 
 
 class PromptFilter:

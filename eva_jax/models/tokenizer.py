@@ -82,6 +82,17 @@ def train_embedded_model() -> bytes:
   return model.getvalue()
 
 
+def _check_model_file(path) -> None:
+  """A local `.model` file that sentencepiece cannot read is named now, not deep inside the first encode."""
+  if "://" in str(path):
+    return  # remote (gs://...): read by gemma's own loader
+  try:
+    spm.SentencePieceProcessor().LoadFromSerializedProto(pathlib.Path(path).read_bytes())
+  except (RuntimeError, OSError) as e:
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise ValueError(f"tokenizer model {path} is not a sentencepiece model ({reason})") from None
+
+
 def load_tokenizer(kind: str, path: str | None = None) -> gm.text.Tokenizer:
   """Returns the tokenizer of `kind` ("embedded", "gemma2", "gemma3").
 
@@ -91,6 +102,7 @@ def load_tokenizer(kind: str, path: str | None = None) -> gm.text.Tokenizer:
       downloaded), optional for the embedded one (defaults to the shipped model).
   """
   if kind == "embedded":
+    _check_model_file(path or EMBEDDED_MODEL_PATH)
     return EmbeddedTokenizer(path=str(path or EMBEDDED_MODEL_PATH))
   if kind not in KINDS:
     raise ValueError(f"tokenizer kind {kind!r} is not one of {KINDS}")
@@ -98,6 +110,7 @@ def load_tokenizer(kind: str, path: str | None = None) -> gm.text.Tokenizer:
     raise ValueError(f"the {kind} tokenizer needs a path to its .model file (nothing is downloaded)")
   if not pathlib.Path(path).exists() and "://" not in str(path):
     raise FileNotFoundError(f"tokenizer model {path} does not exist")
+  _check_model_file(path)
   cls = gm.text.Gemma2Tokenizer if kind == "gemma2" else gm.text.Gemma3Tokenizer
   return cls(path=str(path))
 

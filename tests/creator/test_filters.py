@@ -16,6 +16,10 @@ def without_question_marks(text: str) -> bool:
   return "?" not in text
 
 
+def broken_filter(text: str) -> bool:
+  return int(text) > 0  # raises on any prompt that is not a number
+
+
 def _filter(tokenizer, config=ALL_ON, existing=POOL, **kwargs):
   return filters.PromptFilter(config, existing, lambda t: len(tokenizer.encode(t)), **kwargs)
 
@@ -78,6 +82,34 @@ def test_user_filter_by_name_and_by_function(tokenizer):
   assert direct.check(["Add 1 and 2.", "What is 1 + 2?"]) == [None, "user"]
   with pytest.raises(ValueError, match="has no callable 'missing'"):
     filters.load_user_filter(f"{__name__}:missing")
+
+
+@pytest.mark.parametrize(
+  "spec, message",
+  [
+    (
+      "no_such_package.filters:keep",
+      r"user_filter 'no_such_package.filters:keep': cannot import no_such_package",
+    ),
+    (
+      "tests.creator.test_filters",
+      r"user_filter 'tests.creator.test_filters': expected 'package.module:function'",
+    ),
+    ("tests.creator.test_filters:missing", r"user_filter .*has no callable 'missing'"),
+  ],
+)
+def test_a_user_filter_that_cannot_be_loaded_is_a_value_error_naming_the_field(spec, message):
+  with pytest.raises(ValueError, match=r"^config\.creator\.filters\." + message):
+    filters.load_user_filter(spec)
+
+
+def test_a_user_filter_that_raises_names_itself_and_the_prompt():
+  prompt_filter = filters.PromptFilter(creator_config.FilterConfig(user_filter=f"{__name__}:broken_filter"))
+  assert prompt_filter.check(["12"]) == [None]
+  with pytest.raises(
+    ValueError, match=r"user_filter '.*:broken_filter' raised ValueError: .* on the prompt 'What is 1 \+ 2\?'"
+  ):
+    prompt_filter.check(["What is 1 + 2?"])
 
 
 def test_everything_off_keeps_everything():

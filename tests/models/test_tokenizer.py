@@ -84,3 +84,11 @@ def test_gemma_library_sampler_accepts_the_embedded_tokenizer(tokenizer, tiny_mo
   tokens = np.asarray(out.tokens)
   assert tokens[:4].min() >= 0 and tokens[:4].max() < tokenizer.vocab_size
   assert isinstance(out.text, str)
+
+
+@pytest.mark.parametrize("kind", ["embedded", "gemma2", "gemma3"])
+def test_a_file_that_is_not_a_sentencepiece_model_is_named(kind, tmp_path):
+  path = tmp_path / "tokenizer.model"
+  path.write_bytes(b"<html>404 not found</html>" * 10)
+  with pytest.raises(ValueError, match=rf"^tokenizer model {path} is not a sentencepiece model \("):
+    tokenizer_lib.load_tokenizer(kind, str(path))
