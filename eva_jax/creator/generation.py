@@ -137,7 +137,12 @@ def initial_generation(
   if sample_limit is not None:
     loaded, too_long = seeds.refuse_unfit(loaded, sample_limit, pool_config.on_malformed)
   prompt_filter = filters.PromptFilter(config.filters, (), count_tokens)
-  seed_records = records_lib.seed_records(prompt_filter.keep(loaded.prompts))
+  reasons = prompt_filter.check(loaded.prompts)
+  rows = zip(loaded.line_numbers(), loaded.prompts, reasons)
+  dropped = [(line, f"{reason} {text[:60]!r}") for line, text, reason in rows if reason is not None]
+  # Listed by line like malformed ones (always skipped: the filters are what the user asked for).
+  seeds.report_lines(loaded.source, dropped, "skip", "filtered")
+  seed_records = records_lib.seed_records([t for t, r in zip(loaded.prompts, reasons) if r is None])
   stats = {
     "creator/pool_size": len(seed_records),
     "creator/seeds_loaded": len(loaded.prompts),

@@ -132,7 +132,7 @@ def _csv_rows(data: bytes, field: str) -> Iterator[tuple[int, str | None, str]]:
       yield number, row[column], ""
 
 
-def _report(
+def report_lines(
   source: str, malformed: list[tuple[int, str]], on_malformed: str, what: str = "malformed"
 ) -> None:
   """Raises ("fail") or logs ("skip") the listed lines."""
@@ -156,7 +156,7 @@ def _collect(rows, source: str, on_malformed: str, limit: int) -> SeedLoad:
       lines.append(number)
     else:  # the first `limit` are in; later rows are not read (a large table is read only so far)
       break
-  _report(source, malformed, on_malformed)
+  report_lines(source, malformed, on_malformed)
   return SeedLoad(prompts, malformed, source, lines)
 
 
@@ -176,7 +176,7 @@ def refuse_unfit(load: SeedLoad, limit: PromptLimit, on_malformed: str) -> tuple
     else:
       kept.append(prompt)
       lines.append(number)
-  _report(load.source, unfit, on_malformed, "too long")
+  report_lines(load.source, unfit, on_malformed, "too long")
   return dataclasses.replace(load, prompts=kept, lines=lines, malformed=load.malformed + unfit), len(unfit)
 
 

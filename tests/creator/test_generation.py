@@ -3,6 +3,7 @@
 import collections
 import dataclasses
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -123,6 +124,30 @@ def test_initial_generation_from_jsonl(tmp_path, tokenizer):
   assert [(r.prompt_id, r.text) for r in out.records] == [("g0-0", "Add 1 and 2."), ("g0-1", "Add 3 and 4.")]
   assert out.stats["creator/seeds_malformed"] == 2  # the empty prompt and "oops"
   assert out.stats["creator/filter/near_duplicate"] == 1
+
+
+def test_seeds_the_filters_drop_are_listed_by_file_and_line(tmp_path, tokenizer, caplog):
+  path = tmp_path / "seeds.jsonl"
+  texts = [
+    "Add 1 and 2.",
+    "Add 1 and 2.",
+    "Add\x1b 5 and 6.",
+    "Add 7\ufffd and 8.",
+    "ADD 1 AND 2.",
+    "Add 3 and 4.",
+  ]
+  path.write_text("\n".join(json.dumps({"prompt": t}) for t in texts) + "\n")
+  pool_config = creator_config.PoolConfig(seed_source="jsonl", seed_path=str(path), num_seeds=0)
+  with caplog.at_level(logging.WARNING):
+    out = generation.initial_generation(
+      pool_config, _config(), seed=0, count_tokens=lambda t: len(tokenizer.encode(t))
+    )
+  assert [r.text for r in out.records] == [texts[0], texts[5]]
+  expected = (
+    f"{path}: 4 filtered line(s): line 2: duplicate 'Add 1 and 2.'; line 3: bad_chars 'Add\\x1b 5 and 6.'; "
+    "line 4: bad_chars 'Add 7\ufffd and 8.'; line 5: near_duplicate 'ADD 1 AND 2.'; skipped"
+  )
+  assert expected in caplog.text
 
 
 def test_initial_generation_refuses_seeds_the_sampler_cannot_take(tmp_path, tokenizer):
