@@ -13,7 +13,7 @@ never picks up a half-written or malformed file. A question too long for the cac
 `<model_id>.skipped.json`); the counts are printed.
 
 Arena-Hard v2 answers carry arena-hard-auto's style-control metadata: `token_len` and the markdown
-header / list / bold counts of the answer (code blocks removed first), defined as its
+header / list / bold counts of the answer (code blocks' inner text removed first, with its quirks), defined as its
 `utils/add_markdown_info.py` defines them. `token_len` is counted with tiktoken's o200k_base (what
 arena-hard-auto uses, `encoding_for_model("gpt-4o")`) when tiktoken and that encoding are available,
 else with the solver's tokenizer; `token_len_tokenizer` in each answer says which.
@@ -83,7 +83,7 @@ def answer_id(model_id: str, question_id, turns: Sequence[str]) -> str:
   return digest[:22]
 
 
-_CODE_BLOCK = re.compile(r"```[^`]*```")
+_CODE_BLOCK = re.compile(r"```([^`]*)```")  # arena-hard-auto's pattern; the group is the block's inner text
 _MARKDOWN = {
   "header_count": {f"h{n}": re.compile(rf"^#{{{n}}}\s", re.MULTILINE) for n in range(1, 7)},
   "list_count": {
@@ -94,9 +94,21 @@ _MARKDOWN = {
 }
 
 
+def _without_code(answer: str) -> str:
+  """The answer as arena-hard-auto's `remove_pattern` leaves it before counting, quirks included.
+
+  Each code block's inner text (not the block) is deleted with `str.replace`, so it goes wherever
+  else it occurs too and the fences stay; an empty block "```\n```" deletes every newline. Matching
+  it exactly keeps the style-control features equal to the leaderboard's.
+  """
+  for inner in _CODE_BLOCK.findall(answer):
+    answer = answer.replace(inner, "")
+  return answer
+
+
 def markdown_counts(answer: str) -> dict[str, dict[str, int]]:
   """arena-hard-auto's style features of an answer: headers by level, list items, bold spans."""
-  text = _CODE_BLOCK.sub("", answer)
+  text = _without_code(answer)
   return {group: {k: len(rx.findall(text)) for k, rx in rxs.items()} for group, rxs in _MARKDOWN.items()}
 
 

@@ -143,6 +143,28 @@ def test_markdown_counts_follow_arena_hard_autos_definitions():
   }
 
 
+@pytest.mark.parametrize(
+  "text, expected",
+  [
+    # The block's inner text also stands outside it: arena-hard-auto deletes it there too.
+    ("Use **bold** here: ```**bold**``` and **bold**.", {"bold_count": {"**": 0, "__": 0}}),
+    # An empty block's inner text is "\n": every newline goes, so only the first line starts a line.
+    (
+      "# A\n## B\n```\n```\n- x\n",
+      {"header_count": {"h1": 1, "h2": 0}, "list_count": {"ordered": 0, "unordered": 0}},
+    ),
+    # Several blocks, deleted one after the other: "a" then "b" leave "****", no bold span.
+    ("```a```\n**a**\n```b```\n", {"bold_count": {"**": 0, "__": 0}}),
+    # A block with no inner text: str.replace("", "") changes nothing.
+    ("``````\n- x\n", {"list_count": {"ordered": 0, "unordered": 1}}),
+  ],
+)
+def test_markdown_counts_keep_arena_hard_autos_code_block_quirks(text, expected):
+  counts = exports.markdown_counts(text)
+  for group, values in expected.items():
+    assert {k: counts[group][k] for k in values} == values, group
+
+
 LONG = {
   "uid": "long1",
   "category": "hard_prompt",
