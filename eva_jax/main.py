@@ -1,9 +1,10 @@
 """Entry point: `python -m eva_jax.main --config=configs/X.py --workdir=DIR [--config.a.b=v]`.
 
 Every failure a user can cause ends in one line on stderr, `eva_jax: <what was wrong and where>`,
-and a non-zero exit: bad config values, missing files, a work directory that is a file or cannot be
-written (checked before any model is built), unreachable servers, damaged state files or
-checkpoints. `--verbose` (or EVA_VERBOSE=1) shows the full traceback instead.
+and a non-zero exit: bad config values, missing files, an empty `--workdir`, a work directory that
+is a file or cannot be written (checked before any model is built), unreachable servers, damaged
+state files or checkpoints. A relative `--workdir` is made absolute first. `--verbose` (or
+EVA_VERBOSE=1) shows the full traceback instead.
 """
 
 import os
@@ -94,9 +95,13 @@ def main(argv):
   del argv
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO.
+  try:  # before anything is built or written: orbax refuses a relative path only when it saves
+    workdir = state_files.resolve_workdir(_WORKDIR.value)
+  except ValueError as e:
+    sys.exit(f"eva_jax: {e}")
   if _MODE.value == "plan":  # Shapes only: needs no devices, checkpoint or tokenizer.
     try:
-      memory_plan.run(_CONFIG.value, _PLAN_TOPOLOGY.value, _WORKDIR.value)
+      memory_plan.run(_CONFIG.value, _PLAN_TOPOLOGY.value, workdir)
     except ValueError as e:
       sys.exit(f"eva_jax: plan: {e}")
     return
@@ -115,15 +120,15 @@ def main(argv):
     sys.exit(f"eva_jax: invalid config: {e}")
   try:
     if _MODE.value != "eval":  # eval reads an existing run; the others write into the directory
-      state_files.check_workdir(_WORKDIR.value)
+      state_files.check_workdir(workdir)
     if training is not None:
-      reward_train_job.run(cfg, training, _WORKDIR.value, _CONFIG.value)
+      reward_train_job.run(cfg, training, workdir, _CONFIG.value)
     elif _MODE.value == "check":
-      model_check.run(cfg, _WORKDIR.value)
+      model_check.run(cfg, workdir)
     elif _MODE.value == "eval":
-      runner.evaluate_run(cfg, _WORKDIR.value)
+      runner.evaluate_run(cfg, workdir)
     else:
-      runner.run(cfg, cfg.loop, _WORKDIR.value, config_lib.flatten(_CONFIG.value), force=_FORCE.value)
+      runner.run(cfg, cfg.loop, workdir, config_lib.flatten(_CONFIG.value), force=_FORCE.value)
   except preemption.Preempted as e:
     if distributed.is_main_process():
       print(f"eva_jax: stopped on SIGTERM {e}; rerun the same command to resume", file=sys.stderr)

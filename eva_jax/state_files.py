@@ -6,6 +6,7 @@ message; a work directory that is a file or cannot be written is refused before 
 """
 
 import json
+import os
 from typing import Any
 import uuid
 
@@ -31,6 +32,25 @@ def write_json(path: epath.PathLike, value: Any, indent: int | None = None) -> N
   tmp = path.parent / f".{path.name}.tmp"
   tmp.write_text(json.dumps(value, indent=indent, default=float))
   tmp.replace(path)
+
+
+def resolve_workdir(value: str | None) -> str:
+  """`--workdir` made absolute (orbax refuses relative paths); ValueError when it is empty.
+
+  An empty value is what an unset shell variable gives (`--workdir=$RUN`): refused rather than taken
+  as the current directory, which would fill the checkout with a run. A bucket path stays as it is.
+  """
+  if value is None or not value.strip():
+    raise ValueError("--workdir is empty (an unset shell variable?); give the directory of the run")
+  return absolute(value)
+
+
+def absolute(path: epath.PathLike) -> str:
+  """`path` as an absolute local path (`~` expanded); paths with a scheme (gs://...) unchanged."""
+  path = os.fspath(path)
+  if "://" in path:
+    return path
+  return os.path.abspath(os.path.expanduser(path))
 
 
 def check_workdir(workdir: epath.PathLike) -> epath.Path:

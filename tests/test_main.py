@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from bench import common
 from configs import quickstart
 from eva_jax import config as config_lib
 from eva_jax import model_check
@@ -57,6 +58,39 @@ def test_a_missing_seed_file_is_one_line_and_verbose_shows_the_traceback(tmp_pat
   assert last.startswith("eva_jax: ") and "no.jsonl" in last
   verbose = _main(*flags, "--verbose")
   assert verbose.returncode != 0 and "Traceback" in verbose.stderr and "no.jsonl" in verbose.stderr
+
+
+def _main_in(cwd, *args):
+  """`python -m eva_jax.main` with the quickstart config, started in `cwd` (not the checkout)."""
+  env = dict(
+    os.environ,
+    XLA_FLAGS="--xla_force_host_platform_device_count=8",
+    TF_CPP_MIN_LOG_LEVEL="2",
+    PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+  )
+  command = [sys.executable, "-m", "eva_jax.main", f"--config={ROOT}/configs/quickstart.py", *args]
+  return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
+
+
+def test_a_relative_workdir_is_made_absolute_and_the_run_saves_its_checkpoint(tmp_path):
+  # Orbax refuses a relative checkpoint path, but only when it saves: after the model was built and
+  # the pool written. Round 0 only (the start's evaluation and checkpoint 0) of the test-sized run.
+  overrides = {**common.TINY_OVERRIDES, "loop.rounds": 0}
+  result = _main_in(tmp_path, "--workdir=runs/rel", *(f"--config.{k}={v}" for k, v in overrides.items()))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (tmp_path / "runs" / "rel" / "checkpoints" / "0").is_dir()
+  assert (tmp_path / "runs" / "rel" / "pool" / "gen_000000.json").is_file()
+  assert str(tmp_path / "runs" / "rel" / "summary.json") in result.stdout  # the paths it reports are absolute
+
+
+def test_an_empty_workdir_is_refused_in_one_line_before_anything_is_written(tmp_path):
+  # `--workdir=$RUN` with RUN unset: the run must not go into the current directory (the checkout).
+  result = _main_in(tmp_path, "--workdir=")
+  assert result.returncode != 0
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
+  assert lines[-1] == "eva_jax: --workdir is empty (an unset shell variable?); give the directory of the run"
+  assert "Traceback" not in result.stderr
+  assert list(tmp_path.iterdir()) == []
 
 
 def test_wrong_type_on_the_command_line_is_refused(tmp_path):

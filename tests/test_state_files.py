@@ -33,3 +33,12 @@ def test_workdir_checks(tmp_path):
       state_files.check_workdir(locked)
   finally:
     locked.chmod(0o700)
+
+
+def test_resolve_workdir(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  assert state_files.resolve_workdir("runs/a") == str(tmp_path / "runs" / "a")
+  assert state_files.resolve_workdir("gs://bucket/run") == "gs://bucket/run"
+  for empty in ("", "  ", None):
+    with pytest.raises(ValueError, match="--workdir is empty"):
+      state_files.resolve_workdir(empty)

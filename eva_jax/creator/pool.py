@@ -22,6 +22,11 @@ object writes but no atomic directory rename.
 
 Multi-host: `write_generation` writes on process 0 only, then every process waits at a barrier,
 so all of them read the same committed generation afterwards.
+
+Reads check what they read against the manifest: its `generation` and the generation its dataset
+directory belongs to (the directory's name and the description TFDS keeps inside it), its
+`num_prompts` against the records, and a shard that does not read is named with its generation.
+A mismatch (an edited or mixed-up pool) is refused in one line naming both sides, never trained on.
 """
 
 from collections.abc import Iterable
@@ -38,6 +43,7 @@ import time
 import uuid
 
 from absl import logging
+from array_record.python import array_record_module
 from etils import epath
 import jax
 from jax.experimental import multihost_utils
@@ -54,6 +60,9 @@ SPLIT = "train"
 FORMAT = 1  # manifest format
 _READ_CHUNK = 100_000  # records parsed per tf.io.parse_example call
 _MANIFEST = re.compile(r"gen_(\d{6})\.json")
+_DATA_ROOT = re.compile(r"gen_(\d{6})-\w+")  # a generation's dataset directory, `gen_000001-<token>`
+_DESCRIPTION = "eva prompt pool, generation {}"  # kept in the dataset's own dataset_info.json
+_DESCRIBED = re.compile(r"eva prompt pool, generation (\d+)")
 _FIELDS = tuple(f.name for f in dataclasses.fields(records_lib.PromptRecord))
 _INT_FIELDS = ("generation", "n")
 _FLOAT_FIELDS = ("mean", "max", "min", "std", "info")
@@ -123,15 +132,61 @@ class Pool:
     return committed[-1] if committed else None
 
   def manifest(self, generation: int) -> dict:
+    """The manifest of committed `generation`; ValueError when it claims another generation's data."""
     path = self._manifest_path(generation)
     if not path.exists():
       raise FileNotFoundError(f"pool generation {generation} is not committed in {self.root}")
-    return state_files.read_json(path)
+    manifest = state_files.read_json(path)
+    claimed = manifest.get("generation") if isinstance(manifest, dict) else None
+    if claimed != generation:
+      raise ValueError(
+        f"{path}, the manifest of generation {generation}, says generation {claimed!r}; the pool was edited "
+        "or mixed up"
+      )
+    data_root = epath.Path(str(manifest.get("dataset_dir", ""))).parts[:1]
+    named = _DATA_ROOT.fullmatch(data_root[0]) if data_root else None
+    if named is None or int(named.group(1)) != generation:
+      raise ValueError(
+        f"{path} names dataset directory {manifest.get('dataset_dir')!r}, which is not one of generation "
+        f"{generation} (gen_{generation:06d}-...); the pool was edited or mixed up"
+      )
+    return manifest
 
   def dataset_dir(self, generation: int | None = None) -> epath.Path:
     """The TFDS dataset directory of a committed generation (default: the latest)."""
     generation = self._resolve(generation)
     return self.root / self.manifest(generation)["dataset_dir"]
+
+  def _builder(self, generation: int) -> tfds.core.DatasetBuilder:
+    """The TFDS builder of committed `generation`, checked against its manifest."""
+    manifest = self.manifest(generation)
+    directory = self.root / manifest["dataset_dir"]
+    builder = tfds.builder_from_directory(directory)
+    described = _DESCRIBED.fullmatch(builder.info.description or "")
+    if described is not None and int(described.group(1)) != generation:
+      raise ValueError(
+        f"{self._manifest_path(generation)} names dataset {directory}, which holds generation "
+        f"{described.group(1)} (its dataset_info.json); the pool was edited or mixed up"
+      )
+    count = builder.info.splits[SPLIT].num_examples
+    if count != manifest.get("num_prompts"):
+      raise ValueError(
+        f"{self._manifest_path(generation)} says {manifest.get('num_prompts')!r} prompts, but its dataset "
+        f"{directory} holds {count}; the pool was edited or mixed up"
+      )
+    return builder
+
+  def _unreadable(self, generation: int, builder, error: Exception) -> ValueError:
+    """The error for a dataset of `generation` that does not read: names the damaged shard."""
+    split = builder.info.splits[SPLIT]
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    what = f"{builder.data_dir} does not read ({type(error).__name__}: {first})"
+    for path, expected in zip(split.filepaths, split.shard_lengths, strict=True):
+      problem = _shard_problem(path, expected)
+      if problem:
+        what = f"{path} does not read ({problem})"
+        break
+    return ValueError(f"pool generation {generation}: {what}; the file is damaged or was cut short")
 
   def _resolve(self, generation: int | None) -> int:
     if generation is None:
@@ -177,7 +232,7 @@ class Pool:
         data_dir=data_root,
         file_format="array_record",
         disable_shuffling=True,  # keep the creator's order: index i is the i-th record written
-        description=f"eva prompt pool, generation {generation}",
+        description=_DESCRIPTION.format(generation),
       )
     tfds.display_progress_bar(True)
     downloads = data_root / "downloads"  # an empty folder TFDS makes for every builder
@@ -237,7 +292,13 @@ class Pool:
     path = self._scores_path(generation)
     if not path.exists():
       return {}
-    table = state_files.read_json(path)["scores"]
+    stored = state_files.read_json(path)
+    if stored.get("generation") != generation:
+      raise ValueError(
+        f"{path}, the scores of generation {generation}, says generation {stored.get('generation')!r}; "
+        "the pool was edited or mixed up"
+      )
+    table = stored["scores"]
     return {
       pid: {f: math.nan if v is None else v for f, v in zip(records_lib.STAT_FIELDS, row, strict=True)}
       for pid, row in table.items()
@@ -245,7 +306,12 @@ class Pool:
 
   def data_source(self, generation: int | None = None):
     """The generation as a plain TFDS random-access data source (decoded dict per prompt)."""
-    return tfds.builder_from_directory(self.dataset_dir(generation)).as_data_source(SPLIT)
+    generation = self._resolve(generation)
+    builder = self._builder(generation)
+    try:
+      return builder.as_data_source(SPLIT)
+    except _READ_ERRORS as error:
+      raise self._unreadable(generation, builder, error) from error
 
   def read_generation(self, generation: int | None = None) -> list[records_lib.PromptRecord]:
     """Every record of a committed generation (default: the latest), in write order.
@@ -253,20 +319,21 @@ class Pool:
     Reads the raw TFDS records and parses them in large `tf.io.parse_example` batches: the same
     bytes `data_source` decodes one example at a time, over ten times faster.
     """
-    builder = tfds.builder_from_directory(self.dataset_dir(generation))
-    source = builder.as_data_source(SPLIT, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
-    spec = _parse_spec()
-    out = []
-    for begin in range(0, len(source), _READ_CHUNK):
-      raw = source.__getitems__(range(begin, min(begin + _READ_CHUNK, len(source))))
-      parsed = tf.io.parse_example(raw, spec)
-      columns = []
-      for field in _FIELDS:
-        values = parsed[field].numpy().tolist()
-        is_text = field not in _INT_FIELDS and field not in _FLOAT_FIELDS
-        columns.append([v.decode("utf-8") for v in values] if is_text else values)
-      out.extend(itertools.starmap(records_lib.PromptRecord, zip(*columns)))
-    scores = self.scores(self._resolve(generation))
+    generation = self._resolve(generation)
+    builder = self._builder(generation)
+    try:
+      out = _parsed_records(
+        builder.as_data_source(SPLIT, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+      )
+    except _READ_ERRORS as error:
+      raise self._unreadable(generation, builder, error) from error
+    newer = [r.prompt_id for r in out if r.generation > generation]
+    if newer:
+      raise ValueError(
+        f"pool generation {generation} ({builder.data_dir}) holds prompts of later generations "
+        f"({', '.join(newer[:3])}); the pool was edited or mixed up"
+      )
+    scores = self.scores(generation)
     if scores:
       out = [
         dataclasses.replace(r, **(scores[r.prompt_id] | {"n": int(scores[r.prompt_id]["n"])}))
@@ -275,3 +342,39 @@ class Pool:
         for r in out
       ]
     return out
+
+
+# What a damaged shard raises: array_record's reader (RuntimeError: "Invalid Riegeli/records file",
+# "should be at least 64KB big"), or TensorFlow's parser for records that come back empty.
+_READ_ERRORS = (RuntimeError, ValueError, tf.errors.OpError)
+
+
+def _parsed_records(source) -> list[records_lib.PromptRecord]:
+  """Every record of a RAW_BYTES data source, parsed in large `tf.io.parse_example` batches."""
+  spec = _parse_spec()
+  out = []
+  for begin in range(0, len(source), _READ_CHUNK):
+    raw = source.__getitems__(range(begin, min(begin + _READ_CHUNK, len(source))))
+    parsed = tf.io.parse_example(raw, spec)
+    columns = []
+    for field in _FIELDS:
+      values = parsed[field].numpy().tolist()
+      is_text = field not in _INT_FIELDS and field not in _FLOAT_FIELDS
+      columns.append([v.decode("utf-8") for v in values] if is_text else values)
+    out.extend(itertools.starmap(records_lib.PromptRecord, zip(*columns)))
+  return out
+
+
+def _shard_problem(path, expected: int) -> str | None:
+  """What is wrong with one array_record shard that should hold `expected` records (None: nothing)."""
+  try:
+    reader = array_record_module.ArrayRecordReader(str(path))
+    try:
+      if not reader.ok() or reader.num_records() != expected:
+        return f"{reader.num_records()} of its {expected} records read"
+      reader.read_all()
+    finally:
+      reader.close()
+  except (RuntimeError, OSError) as error:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+  return None

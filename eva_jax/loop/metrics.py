@@ -28,13 +28,33 @@ class MetricsWriter:
     self._tb = None
     if self.enabled:
       self.path.parent.mkdir(parents=True, exist_ok=True)
+      self._end_torn_line()
       self._tb = metric_writers.create_default_writer(
         str(epath.Path(workdir) / "tensorboard"), asynchronous=False
       )
 
-  def _append(self, record: dict) -> None:
+  def _end_torn_line(self) -> None:
+    """Ends a torn last line (a kill or a full disk mid-append) with a newline.
+
+    Otherwise the next record would be appended to the fragment and both would be lost to readers.
+    """
+    if not self.path.exists():
+      return
+    with self.path.open("rb") as f:
+      size = f.seek(0, 2)
+      if size == 0:
+        return
+      f.seek(size - 1)
+      torn = f.read(1) != b"\n"
+    if torn:
+      self._append_text("\n")
+
+  def _append_text(self, text: str) -> None:
     with self.path.open("a") as f:
-      f.write(json.dumps(record) + "\n")
+      f.write(text)
+
+  def _append(self, record: dict) -> None:
+    self._append_text(json.dumps(record) + "\n")
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
     """Scalars at `step`; non-finite values are written as null in JSONL (never break the file)."""
@@ -68,12 +88,17 @@ class MetricsWriter:
     """Rewrites metrics.jsonl with only the records `committed(record)` keeps; returns how many went.
 
     A resumed run redoes the work after its checkpoint and logs it again: without this, a redone
-    round's records would be in the file twice. (TensorBoard keeps both; it plots the last.)
+    round's records would be in the file twice. (TensorBoard keeps both; it plots the last.) A line
+    that does not parse (the torn last line of a killed append) goes too, as `read_jsonl` skips it.
     """
     if not self.enabled or not self.path.exists():
       return 0
     lines = [line for line in self.path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if committed(json.loads(line))]
+    kept = [
+      line
+      for line, record in zip(lines, _parsed(lines), strict=True)
+      if record is not None and committed(record)
+    ]
     if len(kept) < len(lines):
       tmp = self.path.parent / f".{self.path.name}.tmp"
       tmp.write_text("".join(line + "\n" for line in kept))
@@ -113,10 +138,16 @@ def read_jsonl(workdir: epath.PathLike) -> list[dict]:
   path = epath.Path(workdir) / JSONL_NAME
   if not path.exists():
     return []
-  records = []
-  for line in path.read_text().splitlines():
+  return [record for record in _parsed(path.read_text().splitlines()) if record is not None]
+
+
+def _parsed(lines: list[str]) -> list[dict | None]:
+  """The record of each line; None for a line that is not a JSON object (a torn append)."""
+  out = []
+  for line in lines:
     try:
-      records.append(json.loads(line))
+      record = json.loads(line)
     except json.JSONDecodeError:
-      continue
-  return records
+      record = None
+    out.append(record if isinstance(record, dict) else None)
+  return out

@@ -7,14 +7,22 @@ config that changed in a field that matters is refused.
 
 Every save also stores the checksum of its arrays (`models.checksum`) in the JSON; a restore
 checks it. `restore_verified` resumes from the newest step that verifies: a damaged newer step
-(flipped bytes, a truncated file, NaN in the params) is named in one line and moved to
-`<workdir>/checkpoints_damaged/`, so it is neither trained on nor garbage-collected in place of a
-good one (orbax deletes the oldest steps only when a newer one is saved).
+(flipped bytes, a truncated file, NaN in the params) is named in one line (the step, its directory
+and the file or array that does not read) and moved to `<workdir>/checkpoints_damaged/`, so it is
+neither trained on nor garbage-collected in place of a good one (orbax deletes the oldest steps
+only when a newer one is saved). The tracebacks orbax's abandoned reads print afterwards are
+dropped (`_quiet_abandoned_reads`).
 """
 
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Mapping
+import contextlib
+import json
+import logging
+import os
 import sys
+import types
 
 from etils import epath
 import jax
@@ -75,23 +83,24 @@ class RunCheckpoints:
     propagates. Damaged newer steps are moved to `checkpoints_damaged/` once a good one is found;
     when none verifies, nothing is moved and the error names every step.
     """
+    _quiet_abandoned_reads()  # before the first read: the reads of a failing one print as it fails
     damaged: list[tuple[int, str]] = []
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
-        meta = self.meta(step)
+        with _orbax_errors_held():
+          meta = self.meta(step)
       except Exception as error:  # noqa: BLE001  (unreadable JSON: damage, whatever the library raises)
-        damaged.append((step, f"its metadata does not read ({type(error).__name__}: {str(error)[:200]})"))
+        damaged.append((step, self._unreadable(step, "its metadata does not read", error)))
         continue
       check(meta)
       try:
-        tree, meta = self.restore(step, target(meta))
+        with _orbax_errors_held():
+          tree, meta = self.restore(step, target(meta))
       except checksum_lib.CheckpointDamaged as error:
         damaged.append((step, str(error)))
         continue
       except Exception as error:  # noqa: BLE001  (a decoding error of the storage library)
-        damaged.append(
-          (step, f"its arrays do not read ({type(error).__name__}: {str(error).splitlines()[0][:200]})")
-        )
+        damaged.append((step, self._unreadable(step, "its arrays do not read", error)))
         continue
       for bad, reason in damaged:
         self._quarantine(bad, reason, step)
@@ -117,9 +126,20 @@ class RunCheckpoints:
       self.manager.delete(step)
     return extra
 
+  def _unreadable(self, step: int, what: str, error: Exception) -> str:
+    """One line for a step that does not read: its directory and the file or array at fault."""
+    step_dir = self.directory / str(step)
+    bad_json = _unparsable_json(step_dir)
+    detail = f"{bad_json[0]} is cut short or not JSON" if bad_json else _innermost_message(error)
+    return f"checkpoint {step_dir} is damaged: {what} ({detail})"
+
   def _quarantine(self, step: int, reason: str, good: int) -> None:
     target = self.directory.parent / "checkpoints_damaged" / str(step)
-    print(f"{reason}; moved to {target}, resuming from checkpoint {good}", file=sys.stderr, flush=True)
+    print(
+      f"eva_jax: warning: {reason}; moved to {target}, resuming from checkpoint {good}",
+      file=sys.stderr,
+      flush=True,
+    )
     if jax.process_index() == 0:
       target.parent.mkdir(parents=True, exist_ok=True)
       if target.exists():
@@ -152,3 +172,138 @@ def check_compatible(stored: Mapping, current: Mapping, *, force: bool = False) 
 def abstract_like(params):
   """Restore targets shaped, typed and sharded like `params`."""
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params)
+
+
+# Orbax's files that hold JSON, by name (the rest are TensorStore's binary OCDBT files).
+_JSON_FILES = ("_CHECKPOINT_METADATA", "_METADATA", "_sharding", "metadata", "process_0")
+
+
+def _unparsable_json(step_dir: epath.Path) -> list[epath.Path]:
+  """The JSON files of a step that do not parse: where a truncation shows as a bare JSON error."""
+  bad = []
+  for path in sorted(step_dir.iterdir()) if step_dir.is_dir() else []:
+    if path.is_dir() and path.name != "d":  # `d/` holds TensorStore's data files
+      bad += _unparsable_json(path)
+    elif path.name in _JSON_FILES:
+      try:
+        json.loads(path.read_text())
+      except (ValueError, UnicodeDecodeError):
+        bad.append(path)
+  return bad
+
+
+def _innermost_message(error: BaseException) -> str:
+  """The first line of the innermost cause of `error` that says something (at most 300 characters).
+
+  Orbax wraps TensorStore's error ("Error reading <array> in OCDBT database at local file <dir>: ...")
+  in one whose message is a pybind repr of the whole TensorStore spec; the spec TensorStore appends
+  to its own messages (`[tensorstore_spec=...]`) is cut too.
+  """
+  chain = []
+  while error is not None and error not in chain:
+    chain.append(error)
+    error = error.__cause__ or error.__context__
+  for cause in reversed(chain):
+    text = str(cause).split(" [tensorstore_spec=")[0].strip()
+    first = text.splitlines()[0] if text else ""
+    if first and "<bound method" not in first:
+      return f"{type(cause).__name__}: {first[:300]}"
+  return type(chain[0]).__name__
+
+
+_ORBAX_DIR = os.path.dirname(ocp.__file__)
+
+
+def _from_orbax(error: BaseException | None) -> bool:
+  """Whether `error` (or its cause) was raised in orbax's code: an abandoned read of a failed restore."""
+  seen = []
+  while error is not None and error not in seen:
+    seen.append(error)
+    tb = error.__traceback__
+    while tb is not None:
+      if tb.tb_frame.f_code.co_filename.startswith(_ORBAX_DIR):
+        return True
+      tb = tb.tb_next
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _loop_closed(error: BaseException | None) -> bool:
+  """asyncio's "Event loop is closed" from `call_soon_threadsafe`: a TensorStore read finishing late."""
+  if not isinstance(error, RuntimeError) or str(error) != "Event loop is closed":
+    return False
+  tb = error.__traceback__
+  while tb is not None:
+    if tb.tb_frame.f_code.co_name == "call_soon_threadsafe":
+      return True
+    tb = tb.tb_next
+  return False
+
+
+def _abandoned_read(unraisable) -> bool:
+  code = unraisable.object.cr_code if isinstance(unraisable.object, types.CoroutineType) else None
+  orbax_coroutine = code is not None and code.co_filename.startswith(_ORBAX_DIR)
+  return orbax_coroutine or _loop_closed(unraisable.exc_value)
+
+
+class _AbandonedReadLogs(logging.Filter):
+  """Drops asyncio's "Task/Future exception was never retrieved" for reads of a failed restore."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = str(record.msg)
+    if "exception was never retrieved" not in message:
+      return True
+    error = record.exc_info[1] if record.exc_info else None
+    return not (_from_orbax(error) or _ORBAX_DIR in message or "OCDBT database" in message)
+
+
+class _HeldOrbaxErrors(logging.Filter):
+  """Holds back the errors orbax logs (e.g. "Failed to json parse Metadata file: ..., file content: ...")."""
+
+  def __init__(self):
+    super().__init__()
+    self.held: list[logging.LogRecord] = []
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.ERROR and record.pathname.startswith(_ORBAX_DIR):
+      self.held.append(record)
+      return False
+    return True
+
+
+@contextlib.contextmanager
+def _orbax_errors_held() -> Iterator[None]:
+  """While a step is read: orbax's error logs are dropped if the read fails (`restore_verified` reports
+  the step in one line), and passed on as they were if it succeeds."""
+  logger = logging.getLogger("absl")  # what orbax logs with (absl.logging)
+  held = _HeldOrbaxErrors()
+  logger.addFilter(held)
+  try:
+    yield
+  finally:
+    logger.removeFilter(held)
+  for record in held.held:  # only reached when the read succeeded
+    logger.handle(record)
+
+
+def _quiet_abandoned_reads() -> None:
+  """Silences the tracebacks of the reads a failed restore leaves running (installed before a resume).
+
+  Orbax gives up at the first array that does not read; the reads of the others finish later, on
+  TensorStore's threads, after orbax closed their event loop, and each prints a traceback: "Event
+  loop is closed" and "Exception ignored in <coroutine ...>" (sys.unraisablehook), "Task exception
+  was never retrieved" (the asyncio logger): hundreds of lines for a step `restore_verified` reports
+  in one. Only those are dropped; any other unraisable exception or asyncio error still shows.
+  """
+  if not getattr(sys.unraisablehook, "eva_quiet", False):
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+      if not _abandoned_read(unraisable):
+        previous(unraisable)
+
+    hook.eva_quiet = True
+    sys.unraisablehook = hook
+  asyncio_logger = logging.getLogger("asyncio")
+  if not any(isinstance(f, _AbandonedReadLogs) for f in asyncio_logger.filters):
+    asyncio_logger.addFilter(_AbandonedReadLogs())

@@ -1,8 +1,10 @@
 """The TFDS prompt pool: round trip through plain TFDS, atomic commits, crash safety."""
 
 import dataclasses
+import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,3 +218,95 @@ def test_a_pool_write_leaves_nothing_in_the_temp_dir(tmp_path, monkeypatch):
   assert list(scratch.iterdir()) == []
   assert tempfile.tempdir == str(scratch)  # restored
   assert [r.text for r in pool.read_generation(1)] == ["C."]
+
+
+def _edit_manifest(pool: pool_lib.Pool, index: int, **fields) -> None:
+  path = pool.root / f"gen_{index:06d}.json"
+  path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+def test_a_manifest_naming_another_generations_dataset_is_refused(tmp_path):
+  pool = pool_lib.Pool(tmp_path)
+  pool.write_generation(0, _records(0))
+  pool.write_generation(1, _records(1))
+  _edit_manifest(pool, 1, dataset_dir=pool.manifest(0)["dataset_dir"], num_prompts=len(TEXTS))
+  with pytest.raises(
+    ValueError, match=r"gen_000001\.json names dataset directory 'gen_000000-\w+/eva_pool/1\.0\.0'"
+  ):
+    pool.read_generation(1)
+  # The next write refuses too, instead of deleting generation 1's data as if no manifest named it.
+  with pytest.raises(ValueError, match="gen_000001.json names dataset directory"):
+    pool.write_generation(2, _records(1))
+  assert len(list(tmp_path.glob("gen_000001-*"))) == 1
+
+
+def test_a_dataset_directory_renamed_to_another_generation_is_refused(tmp_path):
+  # Generation 0's data copied under a name of generation 1: the dataset's own dataset_info.json
+  # still says generation 0.
+  pool = pool_lib.Pool(tmp_path)
+  pool.write_generation(0, _records(0))
+  pool.write_generation(1, _records(0))
+  copy = tmp_path / "gen_000001-copied"
+  shutil.copytree(tmp_path / pool.manifest(0)["dataset_dir"].split("/")[0], copy)
+  _edit_manifest(pool, 1, dataset_dir=f"{copy.name}/eva_pool/1.0.0")
+  with pytest.raises(
+    ValueError, match=r"gen_000001\.json names dataset .*gen_000001-copied.*holds generation 0"
+  ):
+    pool.read_generation(1)
+
+
+def test_a_manifest_claiming_another_generation_or_count_is_refused(tmp_path):
+  pool = pool_lib.Pool(tmp_path)
+  pool.write_generation(1, _records(1))
+  _edit_manifest(pool, 1, generation=2)
+  with pytest.raises(ValueError, match=r"gen_000001\.json, the manifest of generation 1, says generation 2"):
+    pool.read_generation(1)
+  _edit_manifest(pool, 1, generation=1, num_prompts=3)
+  with pytest.raises(
+    ValueError,
+    match=rf"gen_000001\.json says 3 prompts, but its dataset .*gen_000001-\w+/eva_pool/1\.0\.0 holds {len(TEXTS) + 1}",
+  ):
+    pool.read_generation(1)
+  _edit_manifest(pool, 1, num_prompts=len(TEXTS) + 1)
+  assert len(pool.read_generation(1)) == len(TEXTS) + 1
+
+
+def test_prompts_of_a_later_generation_are_refused(tmp_path):
+  # A generation holds prompts created in it or before: later ones mean the data is another's.
+  pool = pool_lib.Pool(tmp_path)
+  pool.write_generation(0, _records(1))
+  with pytest.raises(
+    ValueError, match=r"pool generation 0 \(.*\) holds prompts of later generations \(g1-0\)"
+  ):
+    pool.read_generation(0)
+
+
+def test_scores_of_another_generation_are_refused(tmp_path):
+  pool = pool_lib.Pool(tmp_path)
+  pool.write_generation(1, _records(1))
+  pool.write_scores(
+    1, [dataclasses.replace(_records(1)[-1], n=4, mean=0.25, max=1.0, min=0.0, std=0.4, info=0.1)]
+  )
+  path = tmp_path / "gen_000001.scores.json"
+  path.write_text(json.dumps({**json.loads(path.read_text()), "generation": 3}))
+  with pytest.raises(
+    ValueError, match=r"gen_000001\.scores\.json, the scores of generation 1, says generation 3"
+  ):
+    pool.read_generation(1)
+
+
+@pytest.mark.parametrize("keep", [0, 100, 0.5, -1])
+def test_a_cut_short_shard_is_named_with_its_generation(tmp_path, keep):
+  # A full disk or a copy cut short: array_record's errors ("Invalid Riegeli/records file", "should be
+  # at least 64KB big") name no file; a shard cut at a block boundary reads back as empty records.
+  pool = pool_lib.Pool(tmp_path)
+  pool.write_generation(0, records_lib.seed_records([f"prompt {i} " * 20 for i in range(200)]))
+  (shard,) = epath.Path(pool.dataset_dir(0)).glob("*array_record*")
+  data = shard.read_bytes()
+  end = {0.5: len(data) // 2, -1: len(data) - 1}.get(keep, keep)
+  shard.write_bytes(data[:end])
+  with pytest.raises(
+    ValueError, match=rf"^pool generation 0: {shard} does not read \(.+\); the file is damaged"
+  ) as error:
+    pool.read_generation(0)
+  assert "\n" not in str(error.value)

@@ -18,6 +18,7 @@ from bench import common
 from configs import quickstart
 from eva_jax import config as config_lib
 from eva_jax.creator import pool as pool_lib
+from eva_jax.loop import metrics
 from eva_jax.loop import preemption
 from eva_jax.loop import run_state
 from eva_jax.loop import runner
@@ -101,7 +102,12 @@ def _assert_resumes_to(workdir, clean_run):
 def test_kill_mid_round_then_resume_equals_a_clean_run(tmp_path, clean_run):
   code, _ = _interrupt_in_round_2(tmp_path, signal.SIGKILL)
   assert code == -signal.SIGKILL
+  # What a kill (or a full disk) during an append leaves: the resume's rewrite of the file drops it.
+  with (tmp_path / metrics.JSONL_NAME).open("a") as f:
+    f.write('{"step": 2, "kind": "scalars", "creator/sec')
   _assert_resumes_to(tmp_path, clean_run)
+  lines = (tmp_path / metrics.JSONL_NAME).read_text().splitlines()
+  assert all(json.loads(line)["kind"] in ("scalars", "histogram") for line in lines)
 
 
 def test_sigterm_stops_cleanly_and_the_round_is_redone(tmp_path, clean_run):
