@@ -24,6 +24,7 @@ setuptools.setup(
     "optax",
     "orbax-checkpoint",
     "pyarrow",  # Parquet and Hugging Face `save_to_disk` seed prompts (TFDS brings it too)
+    "safetensors",  # Hugging Face checkpoints in and out, read tensor by tensor
     "sentencepiece<0.2.3",  # 0.2.3's generated proto needs protobuf 7; TF pins 6.
     "tensorflow-datasets",
     "tqdm",
@@ -34,6 +35,8 @@ setuptools.setup(
       "pytest",
       "pytest-xdist",
       "ruff",
+      "torch",  # transformers' own Gemma forward, the reference the Hugging Face import is checked against
+      "transformers",
       "ipykernel",
       "matplotlib",
       "nbclient",

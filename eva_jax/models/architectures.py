@@ -1,8 +1,10 @@
 """Named model architectures: the real Gemma 2 / Gemma 3 text models and tiny CPU ones.
 
-Each name maps to a `gm.nn.Transformer` (the gemma library's own module, never a copy) and the
-tokenizer kind it expects. The tiny models are Gemma-2-shaped (alternating local/global attention,
-attention and final-logit soft-caps, post-norms) so every code path of the real model runs in tests.
+Each name maps to a `gm.nn.Transformer` (the gemma library's own module, never a copy), the
+tokenizer kind it expects and the Hugging Face family its checkpoints belong to. `tiny` and `small`
+are Gemma-2-shaped (alternating local/global attention, attention and final-logit soft-caps,
+post-norms), `tiny_gemma3` Gemma-3-shaped (q/k norms, 5:1 local/global, two rope bases, linear rope
+scaling), so every code path of the real models runs in tests.
 """
 
 from collections.abc import Callable
@@ -20,6 +22,7 @@ class Architecture:
 
   make: Callable[[jnp.dtype], gm.nn.Transformer]  # param dtype -> module
   tokenizer_kind: str  # one of tokenizer_lib.KINDS
+  family: str  # the Hugging Face family its checkpoints belong to (hf_format.FAMILIES)
 
 
 def cpu_sized_config(*, layers: int, width: int, heads: int, kv_heads: int, mlp: int):
@@ -42,7 +45,32 @@ def cpu_sized_config(*, layers: int, width: int, heads: int, kv_heads: int, mlp:
   )
 
 
+def cpu_sized_gemma3_config(*, layers: int, width: int, heads: int, kv_heads: int, mlp: int):
+  """A Gemma-3-style config (q/k norms, no soft-caps, 5 local : 1 global layers, two rope bases and
+  the 4B-and-up models' linear rope scaling on global layers) over the embedded 512-token vocab."""
+  local, glob = gm.nn.AttentionType.LOCAL_SLIDING, gm.nn.AttentionType.GLOBAL
+  return gm.nn.config.TransformerConfig(
+    num_embed=tokenizer_lib.EMBEDDED_VOCAB_SIZE,
+    embed_dim=width,
+    hidden_dim=mlp,
+    num_heads=heads,
+    head_dim=width // heads,
+    num_kv_heads=kv_heads,
+    final_logit_softcap=None,
+    use_post_attn_norm=True,
+    use_post_ffw_norm=True,
+    use_qk_norm=True,
+    attention_types=gm.nn.config.make_attention_layers_types((local,) * 5 + (glob,), num_layers=layers),
+    sliding_window_size=16,
+    transpose_gating_einsum=True,
+    local_base_frequency=10_000,
+    global_base_frequency=1_000_000,
+    global_scale_factor=8.0,
+  )
+
+
 TINY_CONFIG = cpu_sized_config(layers=3, width=128, heads=4, kv_heads=2, mlp=512)
+TINY_GEMMA3_CONFIG = cpu_sized_gemma3_config(layers=6, width=128, heads=4, kv_heads=2, mlp=512)
 SMALL_CONFIG = cpu_sized_config(layers=6, width=256, heads=8, kv_heads=4, mlp=1024)
 
 
@@ -55,15 +83,17 @@ def _custom(config) -> Callable[[jnp.dtype], gm.nn.Transformer]:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-  "tiny": Architecture(_custom(TINY_CONFIG), "embedded"),
-  "small": Architecture(_custom(SMALL_CONFIG), "embedded"),
-  "gemma2_2b": Architecture(_fixed(gm.nn.Gemma2_2B), "gemma2"),
-  "gemma2_9b": Architecture(_fixed(gm.nn.Gemma2_9B), "gemma2"),
-  "gemma2_27b": Architecture(_fixed(gm.nn.Gemma2_27B), "gemma2"),
-  "gemma3_1b": Architecture(_fixed(gm.nn.Gemma3_1B), "gemma3"),
-  "gemma3_4b": Architecture(_fixed(gm.nn.Gemma3_4B, text_only=True), "gemma3"),
-  "gemma3_12b": Architecture(_fixed(gm.nn.Gemma3_12B, text_only=True), "gemma3"),
-  "gemma3_27b": Architecture(_fixed(gm.nn.Gemma3_27B, text_only=True), "gemma3"),
+  "tiny": Architecture(_custom(TINY_CONFIG), "embedded", "gemma2"),
+  "tiny_gemma3": Architecture(_custom(TINY_GEMMA3_CONFIG), "embedded", "gemma3"),
+  "small": Architecture(_custom(SMALL_CONFIG), "embedded", "gemma2"),
+  "gemma2_2b": Architecture(_fixed(gm.nn.Gemma2_2B), "gemma2", "gemma2"),
+  "gemma2_9b": Architecture(_fixed(gm.nn.Gemma2_9B), "gemma2", "gemma2"),
+  "gemma2_27b": Architecture(_fixed(gm.nn.Gemma2_27B), "gemma2", "gemma2"),
+  "gemma3_270m": Architecture(_fixed(gm.nn.Gemma3_270M), "gemma3", "gemma3"),
+  "gemma3_1b": Architecture(_fixed(gm.nn.Gemma3_1B), "gemma3", "gemma3"),
+  "gemma3_4b": Architecture(_fixed(gm.nn.Gemma3_4B, text_only=True), "gemma3", "gemma3"),
+  "gemma3_12b": Architecture(_fixed(gm.nn.Gemma3_12B, text_only=True), "gemma3", "gemma3"),
+  "gemma3_27b": Architecture(_fixed(gm.nn.Gemma3_27B, text_only=True), "gemma3", "gemma3"),
 }
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

@@ -13,7 +13,9 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from eva_jax import state_files
+from eva_jax.models import architectures
 from eva_jax.models import checksum
+from eva_jax.models import hf_import
 from eva_jax.parallel import partition
 
 
@@ -60,16 +62,20 @@ def _check_structure(loaded, expected, source: str) -> None:
       )
 
 
-def load_gemma_checkpoint(path: epath.PathLike, model: gm.nn.Transformer, shardings):
-  """Loads an official Gemma checkpoint (any layout the gemma library reads) into `shardings`.
+def load_gemma_checkpoint(path: epath.PathLike, model: gm.nn.Transformer, shardings, *, name: str):
+  """Loads a Gemma checkpoint of architecture `name` into `shardings`, in the model's param dtype.
 
-  Params are cast to the model's param dtype. Raises FileNotFoundError / ValueError with the path
-  when the checkpoint is missing or belongs to another architecture.
+  Reads a Hugging Face model directory (`config.json` + safetensors, `hf_import`) or the gemma
+  library's orbax format (any layout it reads), told apart by content. Raises FileNotFoundError /
+  ValueError with the path when the checkpoint is missing or belongs to another architecture.
   """
   path = epath.Path(path)
   if not path.exists():
     raise FileNotFoundError(f"Gemma checkpoint {path} does not exist")
   expected = abstract_params(model)
+  if hf_import.is_hf_directory(path):
+    family = architectures.ARCHITECTURES[name].family
+    return hf_import.load(path, model, shardings, family=family, name=name, abstract=expected)
   try:  # The gemma loader maps flat/nested/stacked layouts onto the model's tree.
     params = gm.ckpts.load_params(path, params=_sharded_target(expected, shardings), donate=False)
   except (KeyError, ValueError) as e:

@@ -39,7 +39,7 @@ def build(cfg) -> SolverModel:
     )
   shardings = params_lib.shardings_for(model, mesh, cfg.mesh.rules)
   if cfg.model.checkpoint:
-    params = params_lib.load_gemma_checkpoint(cfg.model.checkpoint, model, shardings)
+    params = params_lib.load_gemma_checkpoint(cfg.model.checkpoint, model, shardings, name=cfg.model.name)
   elif cfg.model.init == "base":
     params = base_model.load_params(model, shardings)
   else:

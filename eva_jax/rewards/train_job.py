@@ -91,7 +91,9 @@ def run(
   )
   backbone = None
   if cfg.model.checkpoint:
-    backbone = params_lib.load_gemma_checkpoint(cfg.model.checkpoint, model, param_shardings["backbone"])
+    backbone = params_lib.load_gemma_checkpoint(
+      cfg.model.checkpoint, model, param_shardings["backbone"], name=cfg.model.name
+    )
   params = reward_model.init_params(model, jax.random.key(cfg.seed), param_shardings, backbone)
   opt_state = jax.jit(optimizer.init, out_shardings=opt_shardings)(params)
 

@@ -34,7 +34,7 @@ def test_loads_checkpoints_written_in_gemma_format(tiny_model, tiny_params, mesh
   assert ("transformer/layer_0/mlp/gating_einsum" in tree) == (layout == "official_flat")
   gm.ckpts.save_params(tree, tmp_path / "gemma", wait_until_finished=True)
   loaded = params_lib.load_gemma_checkpoint(
-    tmp_path / "gemma", tiny_model, params_lib.shardings_for(tiny_model, mesh1)
+    tmp_path / "gemma", tiny_model, params_lib.shardings_for(tiny_model, mesh1), name="tiny"
   )
   _assert_trees_equal(tiny_params, loaded)
 
@@ -43,13 +43,15 @@ def test_checkpoint_of_another_architecture_is_rejected(tiny_params, mesh1, tmp_
   gm.ckpts.save_params(_official_flat_layout(tiny_params), tmp_path / "gemma", wait_until_finished=True)
   small = architectures.build_model("small")
   with pytest.raises(ValueError, match="does not match"):
-    params_lib.load_gemma_checkpoint(tmp_path / "gemma", small, params_lib.shardings_for(small, mesh1))
+    params_lib.load_gemma_checkpoint(
+      tmp_path / "gemma", small, params_lib.shardings_for(small, mesh1), name="small"
+    )
 
 
 def test_missing_checkpoints_raise_with_the_path(tiny_model, mesh1, tmp_path):
   shardings = params_lib.shardings_for(tiny_model, mesh1)
   with pytest.raises(FileNotFoundError, match="nope"):
-    params_lib.load_gemma_checkpoint(tmp_path / "nope", tiny_model, shardings)
+    params_lib.load_gemma_checkpoint(tmp_path / "nope", tiny_model, shardings, name="tiny")
   with pytest.raises(FileNotFoundError, match="nope"):
     params_lib.restore_params(tmp_path / "nope", tiny_model, shardings)
 
