@@ -26,13 +26,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.task = "addition_lsb"
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = "tiny"  # Architecture name: tiny, small, gemma2_{2b,9b,27b}, gemma3_{1b,4b,12b,27b}.
+  # Architecture (docs/models.md): tiny, tiny_gemma3, small, gemma2_{2b,9b,27b}, gemma3_{270m,1b,4b,12b,27b}.
+  config.model.name = "tiny"
   config.model.param_dtype = "float32"  # Param dtype: float32 or bfloat16.
-  config.model.checkpoint = ""  # Official Gemma checkpoint directory; "" = model.init.
+  # Gemma checkpoint directory: the gemma library's orbax format or a Hugging Face one (config.json +
+  # safetensors), told apart by content; "" = model.init.
+  config.model.checkpoint = ""
   # Without a checkpoint: base (the embedded task's shipped base model, tiny; eva_jax/tasks/base_model.py)
   # or random (then loop.warmstart_steps of SFT make a starting model).
   config.model.init = "base"
-  config.model.tokenizer = ""  # Sentencepiece .model path; "" = the embedded tokenizer (tiny/small).
+  # Sentencepiece .model path; "" = a Hugging Face checkpoint's own tokenizer.model, else the embedded one.
+  config.model.tokenizer = ""
   config.model.logprob_chunk = 128  # Sequence columns unembedded at once in log-prob computations.
 
   config.mesh = ml_collections.ConfigDict()

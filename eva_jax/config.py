@@ -9,6 +9,7 @@ parsed by that package (`eva_jax.solver.config.parse`, ...) with the validators 
 
 import dataclasses
 
+from etils import epath
 import ml_collections
 
 from eva_jax.config_fields import ConfigError
@@ -21,6 +22,7 @@ from eva_jax.creator import config as creator_config
 from eva_jax.evaluation import config as eval_config
 from eva_jax.loop import config as loop_config
 from eva_jax.models import architectures
+from eva_jax.models import hf_import
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
 from eva_jax.rewards import config as reward_config
@@ -34,9 +36,9 @@ MODEL_INITS = ("random", "base")  # params without a checkpoint: random init or 
 class ModelConfig:
   name: str  # key of architectures.ARCHITECTURES
   param_dtype: str  # "float32" or "bfloat16"
-  checkpoint: str  # official Gemma checkpoint directory; "" = `init`
+  checkpoint: str  # Gemma checkpoint directory (orbax or Hugging Face); "" = `init`
   init: str  # without a checkpoint: "random" or "base" (the embedded task's shipped base, tiny only)
-  tokenizer: str  # sentencepiece .model path; "" = the embedded tokenizer
+  tokenizer: str  # sentencepiece .model path; "" = the checkpoint's own, else the embedded tokenizer
   logprob_chunk: int  # columns unembedded at once when computing log-probs
 
   @property
@@ -93,19 +95,31 @@ def resolve_task(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict
 REHEARSAL_HAS_PREFERENCE_GRADIENT = frozenset({"sppo"})
 
 
+def _tokenizer_beside(checkpoint: str) -> str:
+  """A Hugging Face checkpoint directory's own tokenizer.model; "" when there is none."""
+  if checkpoint and hf_import.is_hf_directory(checkpoint):
+    path = epath.Path(checkpoint) / "tokenizer.model"
+    return str(path) if path.exists() else ""
+  return ""
+
+
 def parse(config: ml_collections.ConfigDict, num_devices: int) -> RunConfig:
   """Validates `config` for a run on `num_devices` devices and returns the typed `RunConfig`."""
   name = choice(config, "model.name", list(architectures.ARCHITECTURES))
+  checkpoint = get(config, "model.checkpoint", str)
   model = ModelConfig(
     name=name,
     param_dtype=choice(config, "model.param_dtype", list(architectures.DTYPES)),
-    checkpoint=get(config, "model.checkpoint", str),
+    checkpoint=checkpoint,
     init=choice(config, "model.init", list(MODEL_INITS)),
-    tokenizer=get(config, "model.tokenizer", str),
+    tokenizer=get(config, "model.tokenizer", str) or _tokenizer_beside(checkpoint),
     logprob_chunk=integer(config, "model.logprob_chunk", low=1),
   )
   if model.tokenizer_kind != "embedded" and not model.tokenizer:
-    raise ConfigError(f"config.model.tokenizer: model {name!r} needs the path of its Gemma tokenizer .model")
+    raise ConfigError(
+      f"config.model.tokenizer: model {name!r} needs the path of its Gemma tokenizer .model "
+      "(a Hugging Face model.checkpoint directory supplies its own tokenizer.model)"
+    )
   if model.tokenizer_kind != "embedded" and not model.checkpoint:
     raise ConfigError(f"config.model.checkpoint: model {name!r} needs the path of its Gemma checkpoint")
   if model.init == "base" and not model.checkpoint and name != base_model.RECIPE.model:

@@ -37,6 +37,7 @@ import jax  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from eva_jax import config as config_lib  # noqa: E402
+from eva_jax import export_hf  # noqa: E402
 from eva_jax import model_check  # noqa: E402
 from eva_jax import state_files  # noqa: E402
 from eva_jax.loop import preemption  # noqa: E402
@@ -51,12 +52,13 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, pool
 _MODE = flags.DEFINE_enum(
   "mode",
   "train",
-  ["train", "eval", "check", "train_reward_model", "plan"],
+  ["train", "eval", "check", "train_reward_model", "plan", "export_hf"],
   "train: the eva run (eva_jax/loop/runner.py; resumes a run in --workdir); eval: held-out evaluation "
   "and benchmark exports of the run in --workdir (config.eval); check: the model check "
   "(eva_jax/model_check.py); train_reward_model: Bradley-Terry reward-model training "
   "(eva_jax/rewards/train_job.py, configs/reward_model.py); plan: per-device memory on "
-  "--plan_topology from shapes alone (eva_jax/parallel/memory_plan.py).",
+  "--plan_topology from shapes alone (eva_jax/parallel/memory_plan.py); export_hf: a checkpoint of the "
+  "run in --workdir as a Hugging Face model directory --export_dir (eva_jax/export_hf.py).",
 )
 _FORCE = flags.DEFINE_bool("force", False, "Resume a run even if pinned config fields changed.")
 # Multi-host (eva_jax/parallel/distributed.py); unset flags fall back to EVA_* environment variables.
@@ -69,6 +71,16 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 
 _PLAN_TOPOLOGY = flags.DEFINE_string(
   "plan_topology", "v5e-64", "--mode=plan: v5e-64, v5p-128, h100-8, 64x16 ..."
 )
+_EXPORT_DIR = flags.DEFINE_string(
+  "export_dir", None, "--mode=export_hf: the Hugging Face directory to write."
+)
+_STEP = flags.DEFINE_integer(
+  "step", None, "--mode=export_hf: the run checkpoint to export; default the newest."
+)
+_EXPORT_DTYPE = flags.DEFINE_enum(
+  "export_dtype", "bfloat16", ["bfloat16", "float32"], "--mode=export_hf: dtype of the written tensors."
+)
+_REPLACE = flags.DEFINE_bool("replace", False, "--mode=export_hf: overwrite an existing --export_dir.")
 _VERBOSE = flags.DEFINE_bool(
   "verbose", False, "On an error, show the full traceback, not one line (also EVA_VERBOSE=1)."
 )
@@ -119,7 +131,7 @@ def main(argv):
   except config_lib.ConfigError as e:
     sys.exit(f"eva_jax: invalid config: {e}")
   try:
-    if _MODE.value != "eval":  # eval reads an existing run; the others write into the directory
+    if _MODE.value not in ("eval", "export_hf"):  # these read an existing run; the others write into it
       state_files.check_workdir(workdir)
     if training is not None:
       reward_train_job.run(cfg, training, workdir, _CONFIG.value)
@@ -127,6 +139,10 @@ def main(argv):
       model_check.run(cfg, workdir)
     elif _MODE.value == "eval":
       runner.evaluate_run(cfg, workdir)
+    elif _MODE.value == "export_hf":
+      export_hf.run(
+        cfg, workdir, _EXPORT_DIR.value, step=_STEP.value, dtype=_EXPORT_DTYPE.value, replace=_REPLACE.value
+      )
     else:
       runner.run(cfg, cfg.loop, workdir, config_lib.flatten(_CONFIG.value), force=_FORCE.value)
   except preemption.Preempted as e:

@@ -21,6 +21,7 @@ from jax.experimental import multihost_utils
 import ml_dtypes
 import numpy as np
 from safetensors import numpy as safetensors_numpy
+import sentencepiece
 import tqdm
 
 from eva_jax.models import hf_format
@@ -68,10 +69,41 @@ def _file_names(count: int) -> list[str]:
   return [f"model-{k + 1:05d}-of-{count:05d}.safetensors" for k in range(count)]
 
 
+# The Gemma turn format of `chat_template.py` (a system message joins the first user turn, as
+# Gemma's own template does), for transformers' `apply_chat_template` and vLLM's chat endpoint.
+CHAT_TEMPLATE = (
+  "{{ bos_token }}"
+  "{% set system = '' %}"
+  "{% if messages and messages[0]['role'] == 'system' %}"
+  "{% set system = messages[0]['content'] + '\n\n' %}{% set messages = messages[1:] %}{% endif %}"
+  "{% for message in messages %}"
+  "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+  "{{ '<start_of_turn>' + role + '\n' + (system if loop.first else '') + message['content'] + '<end_of_turn>\n' }}"
+  "{% endfor %}"
+  "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+
+def tokenizer_config(tokenizer_model: epath.Path) -> dict:
+  """`tokenizer_config.json` for a bare sentencepiece model with Gemma's special-token layout."""
+  processor = sentencepiece.SentencePieceProcessor(model_file=str(tokenizer_model))
+  piece = processor.id_to_piece
+  return {
+    "tokenizer_class": "GemmaTokenizer",
+    "pad_token": piece(0),
+    "eos_token": piece(1),
+    "bos_token": piece(2),
+    "unk_token": piece(3),
+    "add_bos_token": True,
+    "add_eos_token": False,
+    "chat_template": CHAT_TEMPLATE,
+  }
+
+
 def write_tokenizer(
   target: epath.Path, tokenizer_dir: epath.Path | None, tokenizer_model: epath.Path
 ) -> None:
-  """The tokenizer files of the directory the run read, else its sentencepiece model alone."""
+  """The tokenizer files of the directory the run read, else its sentencepiece model with a config."""
   copied = False
   if tokenizer_dir is not None:
     for name in TOKENIZER_FILES:
@@ -80,6 +112,7 @@ def write_tokenizer(
         copied = True
   if not copied:
     shutil.copyfile(tokenizer_model, target / "tokenizer.model")
+    (target / "tokenizer_config.json").write_text(json.dumps(tokenizer_config(tokenizer_model), indent=2))
 
 
 def export(

@@ -151,10 +151,10 @@ def load(path: epath.PathLike, model, shardings, *, family: str, name: str, abst
         if file not in handles:
           handles[file] = safetensors.safe_open(str(file), framework="numpy").__enter__()
         parts.append(handles[file].get_tensor(hf_name))
+        if not np.isfinite(parts[-1]).all():
+          raise ValueError(f"{file}: tensor {hf_name} holds NaN or inf")
       host = np.ascontiguousarray(rule.to_gemma(parts).astype(want.dtype))
       del parts
-      if not np.isfinite(host.astype(np.float32) if host.dtype != np.float32 else host).all():
-        raise ValueError(f"{path}: tensor {rule.hf_names[0]} holds NaN or inf")
       out[key] = jax.make_array_from_callback(host.shape, flat_shardings[key], lambda index, h=host: h[index])
       del host
   finally:

@@ -37,7 +37,7 @@ def init_params(model: gm.nn.Transformer, rng: jax.Array, shardings):
   return init(rng)
 
 
-def _sharded_target(abstract, shardings):
+def sharded_target(abstract, shardings):
   """Restore targets: orbax reads every array directly into its shard, in the model's dtype."""
   return jax.tree.map(
     lambda leaf, sharding: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding),
@@ -77,7 +77,7 @@ def load_gemma_checkpoint(path: epath.PathLike, model: gm.nn.Transformer, shardi
     family = architectures.ARCHITECTURES[name].family
     return hf_import.load(path, model, shardings, family=family, name=name, abstract=expected)
   try:  # The gemma loader maps flat/nested/stacked layouts onto the model's tree.
-    params = gm.ckpts.load_params(path, params=_sharded_target(expected, shardings), donate=False)
+    params = gm.ckpts.load_params(path, params=sharded_target(expected, shardings), donate=False)
   except (KeyError, ValueError) as e:
     raise ValueError(
       f"Gemma checkpoint {path} does not match model with {model.config.num_layers} layers: {e}"
@@ -115,7 +115,7 @@ def restore_params(path: epath.PathLike, model: gm.nn.Transformer, shardings):
   expected = abstract_params(model)
   what = f"params checkpoint {path}"
   try:
-    params = ocp.StandardCheckpointer().restore(path, _sharded_target(expected, shardings))
+    params = ocp.StandardCheckpointer().restore(path, sharded_target(expected, shardings))
   except (OSError, ValueError, RuntimeError) as error:
     raise checksum.CheckpointDamaged(f"{what} does not read: {str(error).splitlines()[0][:300]}") from error
   _check_structure(params, expected, what)

@@ -18,7 +18,7 @@ class SolverModel:
   tokenizer: object  # gm.text.Tokenizer
   model: object  # gm.nn.Transformer
   shardings: dict  # NamedSharding tree of the params
-  params: dict  # sharded params: the official checkpoint, the shipped base or random init
+  params: dict | None  # sharded params: the checkpoint, the shipped base or random init
 
   def describe(self) -> str:
     return (
@@ -28,8 +28,11 @@ class SolverModel:
     )
 
 
-def build(cfg) -> SolverModel:
-  """From a RunConfig: the mesh, tokenizer, model and its params placed in their shards."""
+def build(cfg, *, load_params: bool = True) -> SolverModel:
+  """From a RunConfig: the mesh, tokenizer, model and its params placed in their shards.
+
+  `load_params=False` leaves `params` None (a caller that restores a run checkpoint instead).
+  """
   mesh = mesh_lib.make_mesh(dict(zip(mesh_lib.AXES, cfg.mesh.shape)))
   tokenizer = tokenizer_lib.load_tokenizer(cfg.model.tokenizer_kind, cfg.model.tokenizer or None)
   model = architectures.build_model(cfg.model.name, cfg.model.param_dtype)
@@ -38,7 +41,9 @@ def build(cfg) -> SolverModel:
       f"tokenizer has {tokenizer.vocab_size} tokens; model {cfg.model.name} embeds only {model.config.num_embed}"
     )
   shardings = params_lib.shardings_for(model, mesh, cfg.mesh.rules)
-  if cfg.model.checkpoint:
+  if not load_params:
+    params = None
+  elif cfg.model.checkpoint:
     params = params_lib.load_gemma_checkpoint(cfg.model.checkpoint, model, shardings, name=cfg.model.name)
   elif cfg.model.init == "base":
     params = base_model.load_params(model, shardings)

@@ -162,6 +162,7 @@ def test_exported_params_load_in_transformers_with_the_same_logits(saved, mesh1,
     "generation_config.json",
     "model.safetensors.index.json",
     "tokenizer.model",
+    "tokenizer_config.json",
   ]
   assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no partial directory left behind
   theirs = transformers.AutoModelForCausalLM.from_pretrained(out, attn_implementation="eager").eval()
