@@ -114,9 +114,13 @@ def test_the_shipped_base_needs_the_tiny_model():
 def test_a_hugging_face_checkpoint_supplies_its_own_tokenizer(tmp_path):
   (tmp_path / "config.json").write_text("{}")
   overrides = {"model__name": "gemma3_270m", "model__checkpoint": str(tmp_path)}
-  with pytest.raises(config_lib.ConfigError, match="a Hugging Face model.checkpoint directory supplies its own"):
+  with pytest.raises(
+    config_lib.ConfigError, match="a Hugging Face model.checkpoint directory supplies its own"
+  ):
     config_lib.parse(_with(**overrides), num_devices=8)
   (tmp_path / "tokenizer.model").write_bytes(b"")
-  assert config_lib.parse(_with(**overrides), num_devices=8).model.tokenizer == str(tmp_path / "tokenizer.model")
+  assert config_lib.parse(_with(**overrides), num_devices=8).model.tokenizer == str(
+    tmp_path / "tokenizer.model"
+  )
   chosen = config_lib.parse(_with(**overrides, model__tokenizer="/mine.model"), num_devices=8)
   assert chosen.model.tokenizer == "/mine.model"
