@@ -140,24 +140,20 @@ def load(path: epath.PathLike, model, shardings, *, family: str, name: str, abst
   flat_shardings = flax.traverse_util.flatten_dict(shardings, sep="/")
   if set(rules) != set(flat_abstract):  # a mapping bug, not a user error
     raise AssertionError(f"rules and params differ: {sorted(set(rules) ^ set(flat_abstract))[:5]}")
-  handles = {}
   out = {}
-  try:
-    for key in tqdm.tqdm(sorted(rules), desc=f"reading {epath.Path(path).name}", unit="param", leave=False):
-      rule, want = rules[key], flat_abstract[key]
-      parts = []
-      for hf_name in rule.hf_names:
-        file = headers[hf_name].file
-        if file not in handles:
-          handles[file] = safetensors.safe_open(str(file), framework="numpy").__enter__()
-        parts.append(handles[file].get_tensor(hf_name))
-        if not np.isfinite(parts[-1]).all():
-          raise ValueError(f"{file}: tensor {hf_name} holds NaN or inf")
-      host = np.ascontiguousarray(rule.to_gemma(parts).astype(want.dtype))
-      del parts
-      out[key] = jax.make_array_from_callback(host.shape, flat_shardings[key], lambda index, h=host: h[index])
-      del host
-  finally:
-    for handle in handles.values():
-      handle.__exit__(None, None, None)
+  for key in tqdm.tqdm(sorted(rules), desc=f"reading {epath.Path(path).name}", unit="param", leave=False):
+    rule, want = rules[key], flat_abstract[key]
+    parts = []
+    for hf_name in rule.hf_names:
+      file = headers[hf_name].file
+      # Opened per tensor: the file's memory map (whose read pages count as this process's memory)
+      # goes with it, so the host holds one param at a time, not the checkpoint.
+      with safetensors.safe_open(str(file), framework="numpy") as handle:
+        parts.append(handle.get_tensor(hf_name))
+      if not np.isfinite(parts[-1]).all():
+        raise ValueError(f"{file}: tensor {hf_name} holds NaN or inf")
+    host = np.ascontiguousarray(rule.to_gemma(parts).astype(want.dtype))
+    del parts
+    out[key] = jax.make_array_from_callback(host.shape, flat_shardings[key], lambda index, h=host: h[index])
+    del host
   return flax.traverse_util.unflatten_dict(out, sep="/")
