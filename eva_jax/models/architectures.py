@@ -25,9 +25,8 @@ class Architecture:
   family: str  # the Hugging Face family its checkpoints belong to (hf_format.FAMILIES)
 
 
-def cpu_sized_config(*, layers: int, width: int, heads: int, kv_heads: int, mlp: int):
-  """A Gemma-2-style config (soft-caps, local/global attention) over the embedded 512-token vocab."""
-  local, glob = gm.nn.AttentionType.LOCAL_SLIDING, gm.nn.AttentionType.GLOBAL
+def _cpu_sized(*, layers, width, heads, kv_heads, mlp, pattern, **family):
+  """A config over the embedded 512-token vocab with the given sizes and the family's own fields."""
   return gm.nn.config.TransformerConfig(
     num_embed=tokenizer_lib.EMBEDDED_VOCAB_SIZE,
     embed_dim=width,
@@ -35,34 +34,39 @@ def cpu_sized_config(*, layers: int, width: int, heads: int, kv_heads: int, mlp:
     num_heads=heads,
     head_dim=width // heads,
     num_kv_heads=kv_heads,
-    final_logit_softcap=30.0,
-    attn_logits_soft_cap=50.0,
     use_post_attn_norm=True,
     use_post_ffw_norm=True,
-    attention_types=gm.nn.config.make_attention_layers_types((local, glob), num_layers=layers),
-    sliding_window_size=64,
+    attention_types=gm.nn.config.make_attention_layers_types(pattern, num_layers=layers),
     transpose_gating_einsum=True,
+    **family,
+  )
+
+
+_LOCAL, _GLOBAL = gm.nn.AttentionType.LOCAL_SLIDING, gm.nn.AttentionType.GLOBAL
+
+
+def cpu_sized_config(*, layers: int, width: int, heads: int, kv_heads: int, mlp: int):
+  """A Gemma-2-style config (soft-caps, local/global attention) over the embedded 512-token vocab."""
+  sizes = dict(layers=layers, width=width, heads=heads, kv_heads=kv_heads, mlp=mlp)
+  return _cpu_sized(
+    **sizes,
+    pattern=(_LOCAL, _GLOBAL),
+    final_logit_softcap=30.0,
+    attn_logits_soft_cap=50.0,
+    sliding_window_size=64,
   )
 
 
 def cpu_sized_gemma3_config(*, layers: int, width: int, heads: int, kv_heads: int, mlp: int):
   """A Gemma-3-style config (q/k norms, no soft-caps, 5 local : 1 global layers, two rope bases and
   the 4B-and-up models' linear rope scaling on global layers) over the embedded 512-token vocab."""
-  local, glob = gm.nn.AttentionType.LOCAL_SLIDING, gm.nn.AttentionType.GLOBAL
-  return gm.nn.config.TransformerConfig(
-    num_embed=tokenizer_lib.EMBEDDED_VOCAB_SIZE,
-    embed_dim=width,
-    hidden_dim=mlp,
-    num_heads=heads,
-    head_dim=width // heads,
-    num_kv_heads=kv_heads,
+  sizes = dict(layers=layers, width=width, heads=heads, kv_heads=kv_heads, mlp=mlp)
+  return _cpu_sized(
+    **sizes,
+    pattern=(_LOCAL,) * 5 + (_GLOBAL,),
     final_logit_softcap=None,
-    use_post_attn_norm=True,
-    use_post_ffw_norm=True,
     use_qk_norm=True,
-    attention_types=gm.nn.config.make_attention_layers_types((local,) * 5 + (glob,), num_layers=layers),
     sliding_window_size=16,
-    transpose_gating_einsum=True,
     local_base_frequency=10_000,
     global_base_frequency=1_000_000,
     global_scale_factor=8.0,
