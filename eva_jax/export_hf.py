@@ -16,6 +16,7 @@ import jax
 from eva_jax.loop import run_state
 from eva_jax.models import architectures
 from eva_jax.models import hf_export
+from eva_jax.models import hf_format
 from eva_jax.models import hf_import
 from eva_jax.models import params as params_lib
 from eva_jax.models import setup
@@ -61,6 +62,7 @@ def run(
   out = epath.Path(export_dir).absolute()
   if dtype not in hf_export.DTYPES:
     raise ValueError(f"--export_dtype {dtype!r} is not one of {sorted(hf_export.DTYPES)}")
+  hf_format.family_info(architectures.ARCHITECTURES[cfg.model.name].family)
   if out.exists() and not replace:  # before minutes of loading
     raise ValueError(f"export directory {out} already exists (pass --replace to overwrite it)")
   workdir = epath.Path(workdir)

@@ -43,11 +43,12 @@ def encode_pieces(
   model text is split after its "<" into separately encoded chunks: sentencepiece then never sees
   the whole marker and it stays plain text (it decodes back to the same string).
   """
+  markers = chat_template.for_tokenizer(tokenizer).markers
   chunks = [""]
   for text, template in pieces:
     start = 0
     if not template:
-      for cut in sorted(i + 1 for m in chat_template.MARKERS for i in _find_all(text, m)):
+      for cut in sorted(i + 1 for m in markers for i in _find_all(text, m)):
         chunks[-1] += text[start:cut]
         chunks.append("")
         start = cut
@@ -68,12 +69,15 @@ def _find_all(text: str, sub: str) -> list[int]:
 
 def encode_prompt(tokenizer: gm.text.Tokenizer, prompt: chat_template.Prompt) -> list[int]:
   """BOS + the chat-formatted prompt (one user turn, or a `Conversation`); markers in it stay text."""
-  return encode_pieces(tokenizer, chat_template.prompt_pieces(prompt), add_bos=True)
+  template = chat_template.for_tokenizer(tokenizer)
+  return encode_pieces(tokenizer, chat_template.prompt_pieces(prompt, template), add_bos=True)
 
 
 def encode_response(tokenizer: gm.text.Tokenizer, response: str) -> list[int]:
-  """The response then `<end_of_turn>`; markers inside the response stay text."""
-  return encode_pieces(tokenizer, chat_template.response_pieces(response))
+  """The response then the end-of-turn marker; markers inside the response stay text."""
+  return encode_pieces(
+    tokenizer, chat_template.response_pieces(response, chat_template.for_tokenizer(tokenizer))
+  )
 
 
 def encode_prompts(

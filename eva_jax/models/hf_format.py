@@ -28,6 +28,21 @@ FAMILIES = {
   },
 }
 MAX_POSITIONS = {"gemma2": 8192, "gemma3": 131_072}
+# Families the gemma library runs whose Hugging Face layout is not mapped here yet (see docs/models.md).
+UNMAPPED = {"gemma4": "use the gemma library's orbax checkpoint of the model instead"}
+
+
+def family_info(family: str) -> dict:
+  """`FAMILIES[family]`, or a ValueError saying why that family has no Hugging Face mapping."""
+  if family in UNMAPPED:
+    raise ValueError(
+      f"Hugging Face checkpoints of the {family} family are not mapped yet: {UNMAPPED[family]}"
+    )
+  if family not in FAMILIES:
+    raise ValueError(f"unknown checkpoint family {family!r}; known: {sorted(FAMILIES)}")
+  return FAMILIES[family]
+
+
 # Tensors of a multimodal checkpoint that a text-only model does not use.
 VISION_PREFIXES = (
   "vision_tower.",
@@ -232,7 +247,7 @@ def check_config(
   Returns the checkpoint's vocabulary size (its embedding rows).
   """
   text = text_config(hf_config)
-  kinds = FAMILIES[family]["model_types"]
+  kinds = family_info(family)["model_types"]
   if text.get("model_type") not in kinds:
     raise ValueError(
       f"{where}: model_type is {text.get('model_type')!r}, model {name} is a {family} model ({', '.join(kinds)})"
@@ -283,8 +298,8 @@ def make_config(
   if config.global_scale_factor != 1.0:
     glob.update(rope_type="linear", factor=float(config.global_scale_factor))
   out = {
-    "architectures": [FAMILIES[family]["architecture"]],
-    "model_type": FAMILIES[family]["model_type"],
+    "architectures": [family_info(family)["architecture"]],
+    "model_type": family_info(family)["model_type"],
     **fields,
     "vocab_size": config.num_embed,
     "hidden_activation": "gelu_pytorch_tanh",

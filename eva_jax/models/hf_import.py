@@ -102,6 +102,10 @@ def text_prefix(names) -> str:
 def plan(path: epath.PathLike, config, family: str, *, name: str):
   """(rules, headers) for reading `path` as architecture `name`; raises ValueError on any mismatch."""
   path = epath.Path(path)
+  try:
+    hf_format.family_info(family)
+  except ValueError as e:
+    raise ValueError(f"{path}: {e}") from None
   hf_config = read_json(path / CONFIG)
   vocab = hf_format.check_config(hf_config, config, family, name=name, where=path / CONFIG)
   headers = read_headers(path)

@@ -27,7 +27,7 @@ def abstract_params(model: gm.nn.Transformer):
 
 def shardings_for(model: gm.nn.Transformer, mesh, rules=partition.DEFAULT_RULES):
   """The `NamedSharding` tree for `model`'s params on `mesh`."""
-  return partition.param_shardings(abstract_params(model), mesh, rules, hidden_dim=model.config.hidden_dim)
+  return partition.param_shardings(abstract_params(model), mesh, rules, embed_dim=model.config.embed_dim)
 
 
 def init_params(model: gm.nn.Transformer, rng: jax.Array, shardings):

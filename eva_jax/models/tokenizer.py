@@ -21,7 +21,7 @@ from eva_jax.tasks import addition
 
 EMBEDDED_MODEL_PATH = pathlib.Path(__file__).parent.parent / "assets" / "embedded_tokenizer.model"
 EMBEDDED_VOCAB_SIZE = 512
-KINDS = ("embedded", "gemma2", "gemma3")
+KINDS = ("embedded", "gemma2", "gemma3", "gemma4")
 
 
 class EmbeddedSpecialTokens(enum.IntEnum):
@@ -94,7 +94,7 @@ def _check_model_file(path) -> None:
 
 
 def load_tokenizer(kind: str, path: str | None = None) -> gm.text.Tokenizer:
-  """Returns the tokenizer of `kind` ("embedded", "gemma2", "gemma3").
+  """Returns the tokenizer of `kind` (one of `KINDS`).
 
   Args:
     kind: which special-token layout and vocabulary to use.
@@ -111,8 +111,12 @@ def load_tokenizer(kind: str, path: str | None = None) -> gm.text.Tokenizer:
   if not pathlib.Path(path).exists() and "://" not in str(path):
     raise FileNotFoundError(f"tokenizer model {path} does not exist")
   _check_model_file(path)
-  cls = gm.text.Gemma2Tokenizer if kind == "gemma2" else gm.text.Gemma3Tokenizer
-  return cls(path=str(path))
+  classes = {
+    "gemma2": gm.text.Gemma2Tokenizer,
+    "gemma3": gm.text.Gemma3Tokenizer,
+    "gemma4": gm.text.Gemma4Tokenizer,
+  }
+  return classes[kind](path=str(path))
 
 
 if __name__ == "__main__":

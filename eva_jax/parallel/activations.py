@@ -19,6 +19,7 @@ import contextlib
 
 import flax.linen as nn
 from gemma.gm.nn import _modules
+from gemma.gm.nn.gemma4 import _modules as gemma4_modules
 import jax
 import numpy as np
 
@@ -49,6 +50,11 @@ def _residual(x: jax.Array, mesh) -> jax.Array:
   return jax.lax.with_sharding_constraint(x, jax.sharding.NamedSharding(mesh, spec))
 
 
+# Gemma 2/3 and Gemma 4 have their own module classes with the same residual-stream interfaces.
+_EMBEDDERS = (_modules.Embedder, gemma4_modules.Embedder)
+_BLOCKS = (_modules.Block, gemma4_modules.Block)
+
+
 @contextlib.contextmanager
 def rows_split(mesh: jax.sharding.Mesh | None):
   """Within this context (while tracing), gemma's residual stream stays split over the batch axes."""
@@ -58,9 +64,9 @@ def rows_split(mesh: jax.sharding.Mesh | None):
 
   def interceptor(call, args, kwargs, context):
     out = call(*args, **kwargs)
-    if isinstance(context.module, _modules.Embedder) and context.method_name == "encode":
+    if isinstance(context.module, _EMBEDDERS) and context.method_name == "encode":
       return _residual(out, mesh)
-    if isinstance(context.module, _modules.Block) and context.method_name == "__call__":
+    if isinstance(context.module, _BLOCKS) and context.method_name == "__call__":
       cache, x = out
       return cache, _residual(x, mesh)
     return out

@@ -391,9 +391,7 @@ def compile_run(
 ) -> list[Program]:
   """Compiles the named programs of a run of `model_name` (or a model) on `mesh` at `sizes`."""
   model = (
-    model_name
-    if isinstance(model_name, gm.nn.Transformer)
-    else architectures.build_model(model_name, param_dtype)
+    model_name if architectures.is_model(model_name) else architectures.build_model(model_name, param_dtype)
   )
   param_sh = params_lib.shardings_for(model, mesh, rules)
   params = _abstract(params_lib.abstract_params(model), param_sh)

@@ -1,9 +1,16 @@
 """Partition rules: every Gemma parameter gets logical axis names; a short table maps them to mesh axes.
 
 Logical axes: `vocab`, `embed`, `heads`, `kv_heads`, `head_dim`, `mlp`, `norm`, `stack` (the
-leading 2/3 of fused kv/qkv/gating weights). The default table shards the embedding width over
-"fsdp" and heads/MLP/vocab over "tensor" (Megatron style); it lives in the config as data. A
+leading 2/3 of fused kv/qkv/gating weights), and Gemma 4's `layers` (its per-layer input tables),
+`per_layer` (their width), `experts` and `expert_mlp`. The default table shards the embedding width
+over "fsdp" and heads/MLP/vocab over "tensor" (Megatron style); it lives in the config as data. A
 dimension that a mesh axis does not divide (e.g. one KV head over tensor=2) stays replicated.
+
+Experts (Gemma 4 26B-A4B): each expert's hidden width goes over "tensor" and the model width over
+"fsdp", as a dense MLP's do, and the expert axis stays whole. The gemma library's MoE sorts every
+token of the batch into one `ragged_dot` over all experts; splitting the expert axis over a mesh
+axis would need an all-to-all dispatch that the library's module does not have, while splitting
+the two matrix dimensions keeps each device's share of the 128 experts at 1 / (fsdp x tensor).
 """
 
 from collections.abc import Sequence
@@ -25,25 +32,39 @@ DEFAULT_RULES = (
   ("head_dim", None),
   ("norm", None),
   ("stack", None),
+  ("layers", None),
+  ("per_layer", "fsdp"),  # Gemma 4 E2B's per-layer table is 2.3B params: split it on both axes
+  ("experts", None),
+  ("expert_mlp", "tensor"),
 )
 
 # (regex on the "/"-joined param path, logical axes). First match wins.
 _PARAM_AXES = (
   (r"embedder/input_embedding$", ("vocab", "embed")),
+  (r"embedder/per_layer_embeddings$", ("vocab", "layers", "per_layer")),
+  (r"embedder/per_layer_model_projection/w$", ("embed", "layers", "per_layer")),
+  (r"attn/k_einsum/w$", ("kv_heads", "embed", "head_dim")),
   (r"attn/q_einsum/w$", ("heads", "embed", "head_dim")),
   (r"attn/kv_einsum/w$", ("stack", "kv_heads", "embed", "head_dim")),
   (r"attn/qkv_einsum/w$", ("stack", "heads", "embed", "head_dim")),
   (r"attn/attn_vec_einsum/w$", ("heads", "head_dim", "embed")),
-  (r"mlp/linear$", ("mlp", "embed")),
-  (r"norm/scale$", ("norm",)),
+  (r"mlp2?/linear$", ("mlp", "embed")),
+  (r"mlp/gating_einsum/w$", ("experts", "stack", "expert_mlp", "embed")),
+  (r"mlp/linear/w$", ("experts", "expert_mlp", "embed")),
+  (r"mlp/router_logits/w$", ("embed", "experts")),
+  (r"mlp/(per_expert_scale|router_scale)$", ("norm",)),
+  (r"per_layer_input_gate/w$", ("embed", "per_layer")),
+  (r"per_layer_projection/w$", ("per_layer", "embed")),
+  (r"(norm/scale|skip_scale)$", ("norm",)),
 )
 
 
-def logical_axes(path: str, shape: Sequence[int], *, hidden_dim: int) -> tuple[str, ...]:
+def logical_axes(path: str, shape: Sequence[int], *, embed_dim: int) -> tuple[str, ...]:
   """Logical axis names of the Gemma param at `path` ("layer_0/mlp/linear") with `shape`."""
-  if re.search(r"mlp/gating_einsum$", path):
-    # [2, F, D] when the checkpoint stores it transposed (Gemma 2 9b/27b, Gemma 3), else [2, D, F].
-    return ("stack", "mlp", "embed") if shape[1] == hidden_dim else ("stack", "embed", "mlp")
+  if re.search(r"mlp2?/gating_einsum$", path):
+    # [2, F, D] when stored transposed (Gemma 2 9b/27b, Gemma 3, Gemma 4), else [2, D, F]. The width
+    # tells them apart: Gemma 4's KV-sharing layers and its MoE's dense branch have their own F.
+    return ("stack", "mlp", "embed") if shape[2] == embed_dim else ("stack", "embed", "mlp")
   for pattern, axes in _PARAM_AXES:
     if re.search(pattern, path):
       if len(axes) != len(shape):
@@ -66,12 +87,12 @@ def spec_for(axes: Sequence[str], shape: Sequence[int], mesh: jax.sharding.Mesh,
   return P(*spec)
 
 
-def param_shardings(params, mesh: jax.sharding.Mesh, rules=DEFAULT_RULES, *, hidden_dim: int):
+def param_shardings(params, mesh: jax.sharding.Mesh, rules=DEFAULT_RULES, *, embed_dim: int):
   """A pytree of `NamedSharding` matching `params` (arrays or `ShapeDtypeStruct`s)."""
   flat = flax.traverse_util.flatten_dict(params, sep="/")
   shardings = {
     path: NamedSharding(
-      mesh, spec_for(logical_axes(path, leaf.shape, hidden_dim=hidden_dim), leaf.shape, mesh, rules)
+      mesh, spec_for(logical_axes(path, leaf.shape, embed_dim=embed_dim), leaf.shape, mesh, rules)
     )
     for path, leaf in flat.items()
   }

@@ -124,8 +124,9 @@ def sample(
     bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - start):.0f}")
   bar.close()
   merged = {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+  template = chat_template.for_tokenizer(tokenizer)
   texts = tuple(
-    chat_template.extract_response(tokenizer.decode(row[: n - 1 if stopped else n].tolist()))
+    chat_template.extract_response(tokenizer.decode(row[: n - 1 if stopped else n].tolist()), template)
     for row, n, stopped in zip(merged["tokens"], merged["lengths"], merged["stopped"])
   )
   return Samples(

@@ -1,3 +1,5 @@
+import re
+
 import flax
 import jax
 from jax.sharding import PartitionSpec as P
@@ -20,18 +22,21 @@ def test_every_param_of_every_architecture_has_a_rule(name):
   if name != "tiny" and name != "small":
     # Real models: every matrix is split over fsdp and tensor (gemma3_1b has a single KV head).
     for path, sharding in flat.items():
-      if not path.endswith("scale"):
-        single_kv_head = path.endswith("kv_einsum/w") and model.config.num_kv_heads == 1
+      # Small matrices (width x experts, width x per-layer width) need no tensor split.
+      small = re.search(r"router_logits|per_layer_(model_projection|input_gate|projection)", path)
+      if not path.endswith("scale") and not small:
+        shape = flax.traverse_util.flatten_dict(abstract, sep="/")[path].shape
+        single_kv_head = re.search(r"k(v)?_einsum/w$", path) and shape[-3] == 1
         assert {"fsdp"} | ({"tensor"} if not single_kv_head else set()) <= set(sharding.spec), path
 
 
 def test_gating_einsum_axes_follow_its_layout():
-  assert partition.logical_axes("layer_0/mlp/gating_einsum", (2, 512, 128), hidden_dim=512) == (
+  assert partition.logical_axes("layer_0/mlp/gating_einsum", (2, 512, 128), embed_dim=128) == (
     "stack",
     "mlp",
     "embed",
   )
-  assert partition.logical_axes("layer_0/mlp/gating_einsum", (2, 128, 512), hidden_dim=512) == (
+  assert partition.logical_axes("layer_0/mlp/gating_einsum", (2, 128, 512), embed_dim=128) == (
     "stack",
     "embed",
     "mlp",
@@ -52,7 +57,7 @@ def test_indivisible_dimensions_stay_replicated():
 
 def test_unknown_param_is_an_error():
   with pytest.raises(ValueError, match="no partition rule for param layer_0/lora/a"):
-    partition.logical_axes("layer_0/lora/a", (4, 4), hidden_dim=8)
+    partition.logical_axes("layer_0/lora/a", (4, 4), embed_dim=8)
 
 
 @pytest.mark.parametrize(

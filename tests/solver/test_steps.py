@@ -78,13 +78,11 @@ def _run(step_factory, state, batch):
   return jax.device_get(new_state.params), {k: float(v) for k, v in metrics.items()}
 
 
-@pytest.mark.devices(8)
-@pytest.mark.parametrize("kind", ["dpo", "rloo"])
-def test_sharded_step_equals_single_device(tokenizer, tiny_model, tiny_params, mesh1, pairs, kind):
+def _check_sharded_step_equals_single_device(tokenizer, model, params, mesh1, pairs, kind):
   mesh8 = mesh_lib.make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
   results = []
   for mesh in (mesh1, mesh8):
-    state, settings = _setup(tiny_model, tiny_params, mesh, opt=SGD, with_ref=kind == "rloo", num_micro=2)
+    state, settings = _setup(model, params, mesh, opt=SGD, with_ref=kind == "rloo", num_micro=2)
     if kind == "dpo":
       step, batch = steps.make_preference_step(settings, "dpo", losses.PreferenceHParams(beta=0.1)), pairs
     else:
@@ -94,11 +92,38 @@ def test_sharded_step_equals_single_device(tokenizer, tiny_model, tiny_params, m
   assert m1["loss"] != 0 and m1["grad_norm"] > 0
   for key in ("loss", "grad_norm", "tokens"):
     np.testing.assert_allclose(m8[key], m1[key], rtol=2e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-4), p8, p1)
-  moved = jax.tree.leaves(
-    jax.tree.map(lambda a, b: float(np.abs(a - b).max()), p1, jax.device_get(tiny_params))
-  )
+  # Each leaf's update on 8 devices equals the 1-device update to float32 reduction order: within
+  # 5e-3 of that leaf's largest update entry (Gemma 4's MoE reaches 8e-4 here; a wrong collective is O(1)).
+  p0 = jax.device_get(params)
+  off = jax.tree.map(lambda a, b, c: float(np.abs(a - b).max() / max(np.abs(b - c).max(), 1e-12)), p8, p1, p0)
+  worst = max(jax.tree.leaves(off))
+  print(f"worst update difference / largest update: {worst:.2e}")
+  assert worst < 5e-3, off
+  moved = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()), p1, p0))
   assert max(moved) > 1e-4  # the step really updated the params
+
+
+@pytest.mark.devices(8)
+@pytest.mark.parametrize("kind", ["dpo", "rloo"])
+def test_sharded_step_equals_single_device(tokenizer, tiny_model, tiny_params, mesh1, pairs, kind):
+  _check_sharded_step_equals_single_device(tokenizer, tiny_model, tiny_params, mesh1, pairs, kind)
+
+
+@pytest.mark.devices(8)
+@pytest.mark.parametrize("kind", ["dpo", "rloo"])
+@pytest.mark.parametrize("name", ["tiny_gemma4", "tiny_gemma4_moe"])
+def test_gemma4_sharded_step_equals_single_device(tokenizer, mesh1, name, kind):
+  # Gemma 4's own modules: per-layer inputs and KV-sharing layers (dense), routed experts (MoE).
+  model = architectures.build_model(name)
+  params = params_lib.init_params(model, jax.random.key(0), params_lib.shardings_for(model, mesh1))
+  pairs = None
+  if kind == "dpo":
+    problems = _problems(8)
+    batch = steps.pair_batch(
+      tokenizer, [p.prompt for p in problems], [p.answer for p in problems], [_wrong(p) for p in problems]
+    )
+    pairs = steps.with_reference_logps(model, params, batch, mesh1)
+  _check_sharded_step_equals_single_device(tokenizer, model, params, mesh1, pairs, kind)
 
 
 def test_one_micro_batch_of_8_equals_8_of_1(tiny_model, tiny_params, mesh1, pairs):
