@@ -146,6 +146,43 @@ def is_gemma4(model) -> bool:
   return isinstance(model, gemma4_transformer.Transformer)
 
 
+@dataclasses.dataclass(frozen=True)
+class LayerWidths:
+  """What one layer of a model computes per token, for the memory plan."""
+
+  mlp: int  # the dense MLP's hidden width
+  head_dim: int  # query / key width of its attention
+  kv_heads: int
+  kv_projections: int  # 2 (keys and values), 1 where values are the keys (Gemma 4 global layers)
+  owns_cache: bool  # False where the layer reads an earlier layer's KV cache (Gemma 4 E models)
+  per_layer_input: int  # width of its per-layer input embedding (Gemma 4 E models), else 0
+
+
+def layer_widths(cfg) -> list[LayerWidths]:
+  """Per layer of a Gemma 2 / 3 / 4 config: its MLP, attention and cache widths."""
+  if not isinstance(cfg, gemma4_config.TransformerConfig):
+    kv = (cfg.head_dim, cfg.num_kv_heads, 2, True, 0)
+    return [LayerWidths(cfg.hidden_dim, *kv) for _ in range(cfg.num_layers)]
+  owner = gemma4_config.create_kv_cache_sharing_patterns(
+    cfg.kv_cache_sharing_config, cfg.num_layers, cfg.attention_types
+  )
+  widths = []
+  for i, kind in enumerate(cfg.attention_types):
+    is_global = kind == gemma4_modules.AttentionType.GLOBAL and cfg.global_key_size is not None
+    shared = owner[i] != i
+    widths.append(
+      LayerWidths(
+        mlp=cfg.override_kv_shared_ffw_hidden if shared and cfg.override_kv_shared_ffw_hidden else cfg.hidden_dim,
+        head_dim=cfg.global_key_size if is_global else cfg.head_dim,
+        kv_heads=(cfg.num_global_kv_heads or cfg.num_kv_heads) if is_global else cfg.num_kv_heads,
+        kv_projections=1 if is_global and cfg.k_eq_v_global else 2,
+        owns_cache=not shared,
+        per_layer_input=cfg.per_layer_input_dim,
+      )
+    )
+  return widths
+
+
 def is_model(obj) -> bool:
   """Whether `obj` is one of the gemma library's text Transformers this project runs."""
   return isinstance(obj, (gm.nn.Transformer, gemma4_transformer.Transformer))

@@ -15,7 +15,8 @@ Exact, from abstract shapes:
   reference params  RLOO keeps the reference in the train state (offline losses precompute it)
   KV cache          `init_cache` for R = bucket(sample_batch_size) x num_samples rows of
                     max_cache_length, rows over data x fsdp, KV heads over the rule's axis; the
-                    prefill cache of bucket(sample_batch_size) rows is live while it is repeated
+                    prefill cache of bucket(sample_batch_size) rows is live while it is repeated;
+                    Gemma 4 layers that read an earlier layer's cache hold none of their own
 Estimated (no rematerialisation; XLA may fuse some of it away, so this leans high):
   train activations per device = rows x L x layers x per-token-layer bytes
       + rows x L x L (attention mask) + 3 x rows x C x V x 4 (one float32 logits chunk, its
@@ -25,8 +26,16 @@ Estimated (no rematerialisation; XLA may fuse some of it away, so this leans hig
     max_response_len) (only the response columns are unembedded); per token and layer,
     in the activation (= param) dtype: 8 D (residual stream, norms, block outputs)
     + (2 H + 2 K) head_dim / t_heads (q, k, v, attention output) + 3 H L / t_heads (logits,
-    soft-capped logits, probabilities) + 4 F / t_mlp (gate, up, activation, product), where t_*
-    is the mesh size of the axis the rules give that dimension (1 if it does not divide).
+    soft-capped logits, probabilities) + 4 F / t_mlp (gate, up, activation, product) + 4 P
+    (a Gemma 4 E layer's per-layer input, its gate, activation and product), summed over the
+    layers with each layer's own widths (`architectures.layer_widths`: Gemma 4's global layers
+    have wider keys, fewer KV heads and may use the keys as values, its KV-sharing layers may
+    have a wider MLP), where t_*
+    is the mesh size of the axis the rules give that dimension (1 if it does not divide); a
+    mixture-of-experts layer (Gemma 4 26B A4B) adds its routed branch: k (2 D + 4 E /
+    t_expert_mlp) (each token's k dispatched copies in and out, and the experts' gate, up,
+    activation and product of width E) + N (router logits over N experts), F being the width of
+    its dense shared branch.
   update temporaries = float32 params + float32 updates (the optimizer step)
   sampling logits = 3 x R x V x 4 / (data x fsdp) (logits, log-softmax, top-p sort)
   gathered weights = params x (fsdp - 1): the weights FSDP gathers, live together twice: the
@@ -155,16 +164,27 @@ def _train_activation_bytes(cfg, work: Workload, sizes, rules, act_bytes: int) -
   rows = math.ceil(solver.batch_size // solver.micro_batches * pair_rows / shards)
   length = -(-(solver.max_prompt_len + solver.max_response_len) // 16) * 16
   t_heads = _axis_size(rules, "heads", cfg.num_heads, sizes)
-  t_mlp = _axis_size(rules, "mlp", cfg.hidden_dim, sizes)
-  per_token_layer = (
-    8 * cfg.embed_dim
-    + (2 * cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim / t_heads
-    + 3 * cfg.num_heads * length / t_heads
-    + 4 * cfg.hidden_dim / t_mlp
-  ) * act_bytes
-  layers = rows * length * cfg.num_layers * per_token_layer
+  per_token = 0.0  # summed over layers, in values
+  for layer in architectures.layer_widths(cfg):
+    per_token += (
+      8 * cfg.embed_dim
+      + (2 * cfg.num_heads + layer.kv_projections * layer.kv_heads) * layer.head_dim / t_heads
+      + 3 * cfg.num_heads * length / t_heads
+      + 4 * layer.mlp / _axis_size(rules, "mlp", layer.mlp, sizes)
+      + 4 * layer.per_layer_input
+      + _routed_branch_width(cfg, sizes, rules)
+    )
+  layers = rows * length * per_token * act_bytes
   chunk = min(work.logprob_chunk, solver.max_response_len)  # only response columns are unembedded
   return int(layers + rows * length * length + 3 * rows * chunk * cfg.num_embed * 4)
+
+
+def _routed_branch_width(cfg, sizes, rules) -> float:
+  """Per-token activations of a mixture-of-experts layer's routed branch (0 for dense models)."""
+  if not getattr(cfg, "enable_moe", False):
+    return 0.0
+  t_expert = _axis_size(rules, "expert_mlp", cfg.expert_dim, sizes)
+  return cfg.top_k_experts * (2 * cfg.embed_dim + 4 * cfg.expert_dim / t_expert) + cfg.num_experts
 
 
 def _cache_bytes(model, work: Workload, sizes, rules, dtype) -> tuple[int, int]:
@@ -173,13 +193,17 @@ def _cache_bytes(model, work: Workload, sizes, rules, dtype) -> tuple[int, int]:
   prompts = -(-sampler.bucket(work.sample_batch_size, 1) // shards) * shards
   rows = prompts * work.num_samples
   cfg = model.config
-  t_kv = _axis_size(rules, "kv_heads", cfg.num_kv_heads, sizes)
+  # A Gemma 4 layer that reads an earlier layer's cache gets one from init_cache too, but only
+  # ever holds the owner's keys and values: the compiled programs keep no copy of it.
+  owned = [f"layer_{i}" for i, layer in enumerate(architectures.layer_widths(cfg)) if layer.owns_cache]
   total = 0
   for batch in (prompts, rows):  # the prefill cache is live while it is repeated n times
     cache = jax.eval_shape(lambda b=batch: cfg.init_cache(b, dtype, cache_length=work.max_cache_length))
-    for leaf in jax.tree.leaves(cache):
+    for leaf in jax.tree.leaves({name: cache[name] for name in owned}):
       per = leaf.size // shards * leaf.dtype.itemsize
-      total += per // t_kv if leaf.ndim == 4 else per  # [B, S, K, head_dim] keys and values
+      if leaf.ndim == 4:  # [B, S, K, head_dim] keys and values: K over the rule's axis
+        per //= _axis_size(rules, "kv_heads", leaf.shape[2], sizes)
+      total += per
   return total, 3 * rows * cfg.num_embed * 4 // shards
 
 

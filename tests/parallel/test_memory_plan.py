@@ -147,3 +147,29 @@ def test_a_micro_batch_the_run_would_refuse_is_reported():
     "solver.batch_size 64: micro-batch of 8 rows does not divide over 16 devices on the batch axes "
     "(data x fsdp); pad the batch or change solver.micro_batches"
   )
+
+
+def test_the_mixture_of_experts_branch_is_counted():
+  # gemma4_26b_a4b: D = 2816, dense shared branch F = 2112, H = 16 heads and K = 8 KV heads of
+  # 256, 30 layers of which 5 global (keys of 512, 2 KV heads, values = keys), V = 262144; routed
+  # branch: k = 8 of N = 128 experts of width E = 704 (over tensor 4). Per token and local layer:
+  # 8*2816 + (2*16 + 2*8)*256/4 + 3*16*96/4 + 4*2112/4 + 8*(2*2816 + 4*704/4) + 128 = 79,680
+  # values (without the routed branch 28,864); a global layer's q, k, attention output:
+  # (2*16 + 1*2)*512/4 = 4,352 instead of 3,072.
+  config = gemma2_9b.get_config()
+  config.model.name = "gemma4_26b_a4b"
+  plan = memory_plan.plan_for_config(config, "v5e-64")
+  expected = 4 * 96 * (30 * 79_680 + 5 * 1_280) * 2 + 4 * 96 * 96 + 3 * 4 * 8 * 262_144 * 4
+  assert plan.bytes["train activations"] == expected
+
+
+def test_gemma4_layers_that_share_a_kv_cache_hold_none():
+  # gemma4_e2b: 35 layers, the last 20 read the cache of layer 13 (local) or 14 (global), so 15
+  # own one: 12 local (k, v [B, 128, 1 KV head, 256] bfloat16, positions [B, 128] and end_index
+  # [B] int32) and 3 global (keys of 512). 1 KV head does not split over tensor 4. Rows per
+  # device: (64 prompts + 64 x 6 samples) / 16 = 28.
+  config = gemma2_9b.get_config()
+  config.model.name = "gemma4_e2b"
+  plan = memory_plan.plan_for_config(config, "v5e-64")
+  local, global_ = 2 * 128 * 256 * 2 + 128 * 4 + 4, 2 * 128 * 512 * 2 + 128 * 4 + 4
+  assert plan.bytes["KV cache"] == 28 * (12 * local + 3 * global_)
