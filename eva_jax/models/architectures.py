@@ -172,7 +172,9 @@ def layer_widths(cfg) -> list[LayerWidths]:
     shared = owner[i] != i
     widths.append(
       LayerWidths(
-        mlp=cfg.override_kv_shared_ffw_hidden if shared and cfg.override_kv_shared_ffw_hidden else cfg.hidden_dim,
+        mlp=cfg.override_kv_shared_ffw_hidden
+        if shared and cfg.override_kv_shared_ffw_hidden
+        else cfg.hidden_dim,
         head_dim=cfg.global_key_size if is_global else cfg.head_dim,
         kv_heads=(cfg.num_global_kv_heads or cfg.num_kv_heads) if is_global else cfg.num_kv_heads,
         kv_projections=1 if is_global and cfg.k_eq_v_global else 2,

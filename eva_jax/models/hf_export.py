@@ -24,8 +24,8 @@ from safetensors import numpy as safetensors_numpy
 import sentencepiece
 import tqdm
 
-from eva_jax.models import hf_format
 from eva_jax.models import hf_import
+from eva_jax.models import hf_layout
 
 MAX_SHARD_BYTES = 5 * 10**9  # transformers' default max_shard_size ("5GB")
 DTYPES = {"bfloat16": ml_dtypes.bfloat16, "float32": np.float32}
@@ -138,7 +138,7 @@ def export(
   if out_dir.exists() and not replace:
     raise ValueError(f"export directory {out_dir} already exists (pass --replace to overwrite it)")
   np_dtype = DTYPES[dtype]
-  rules = hf_format.tensor_rules(model_config)
+  rules = hf_layout.tensor_rules(model_config, family)
   flat = flax.traverse_util.flatten_dict(params, sep="/")
   if set(flat) != set(rules):
     raise ValueError(f"params do not match the model: {sorted(set(flat) ^ set(rules))[:5]}")
@@ -173,7 +173,7 @@ def export(
       total = sum(math.prod(s) * b for s, b in shapes.values())
       index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
       (partial / hf_import.INDEX).write_text(json.dumps(index, indent=2))
-    config = hf_format.make_config(model_config, family, dtype=dtype, special_ids=special_ids)
+    config = hf_layout.make_config(model_config, family, dtype=dtype, special_ids=special_ids)
     (partial / hf_import.CONFIG).write_text(json.dumps(config, indent=2))
     generation = {**special_ids, "_from_model_config": False}
     (partial / "generation_config.json").write_text(json.dumps(generation, indent=2))

@@ -27,9 +27,14 @@ FAMILIES = {
     "model_type": "gemma3_text",
   },
 }
+FAMILIES["gemma4"] = {  # its layout: hf_gemma4
+  "model_types": ("gemma4_text", "gemma4"),  # gemma4 = Gemma4ForConditionalGeneration (vision, audio)
+  "architecture": "Gemma4ForCausalLM",
+  "model_type": "gemma4_text",
+}
 MAX_POSITIONS = {"gemma2": 8192, "gemma3": 131_072}
-# Families the gemma library runs whose Hugging Face layout is not mapped here yet (see docs/models.md).
-UNMAPPED = {"gemma4": "use the gemma library's orbax checkpoint of the model instead"}
+# Families the gemma library runs whose Hugging Face layout is not mapped (none today).
+UNMAPPED: dict[str, str] = {}
 
 
 def family_info(family: str) -> dict:

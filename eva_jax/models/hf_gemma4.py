@@ -23,11 +23,7 @@ import numpy as np
 from eva_jax.models import architectures
 from eva_jax.models import hf_format
 
-FAMILY = {
-  "model_types": ("gemma4_text", "gemma4"),  # gemma4 = Gemma4ForConditionalGeneration (vision, audio)
-  "architecture": "Gemma4ForCausalLM",
-  "model_type": "gemma4_text",
-}
+FAMILY = hf_format.FAMILIES["gemma4"]
 MAX_POSITIONS = 131_072
 # Tensors of a multimodal Gemma 4 checkpoint that the text model does not use.
 MULTIMODAL_PREFIXES = (
@@ -54,7 +50,9 @@ def _reshaped(name: str, hf_shape, shape, transposed: bool) -> hf_format.Rule:
     return hf_format.Rule(
       (name,), (hf_shape,), lambda xs: xs[0].T.reshape(shape), lambda w: [w.reshape(hf_shape[::-1]).T]
     )
-  return hf_format.Rule((name,), (hf_shape,), lambda xs: xs[0].reshape(shape), lambda w: [w.reshape(hf_shape)])
+  return hf_format.Rule(
+    (name,), (hf_shape,), lambda xs: xs[0].reshape(shape), lambda w: [w.reshape(hf_shape)]
+  )
 
 
 def tensor_rules(config: gemma4_config.TransformerConfig, *, prefix: str = "model.", hf_vocab=None):
@@ -70,7 +68,10 @@ def tensor_rules(config: gemma4_config.TransformerConfig, *, prefix: str = "mode
   if p:
     rules |= {
       "embedder/per_layer_embeddings": _reshaped(
-        f"{prefix}embed_tokens_per_layer.weight", (config.num_embed, layers * p), (config.num_embed, layers, p), False
+        f"{prefix}embed_tokens_per_layer.weight",
+        (config.num_embed, layers * p),
+        (config.num_embed, layers, p),
+        False,
       ),
       "embedder/per_layer_model_projection/w": _reshaped(
         f"{prefix}per_layer_model_projection.weight", (layers * p, d), (d, layers, p), True
@@ -167,7 +168,8 @@ def expected_fields(config: gemma4_config.TransformerConfig) -> dict:
   if wide and wide != 2 * config.hidden_dim:
     raise ValueError(f"KV-sharing layers' MLP {wide} is not twice {config.hidden_dim} (use_double_wide_mlp)")
   types = [
-    hf_format.FULL if t == gemma4_modules.AttentionType.GLOBAL else hf_format.SLIDING for t in config.attention_types
+    hf_format.FULL if t == gemma4_modules.AttentionType.GLOBAL else hf_format.SLIDING
+    for t in config.attention_types
   ]
   fields = {
     "num_hidden_layers": config.num_layers,
@@ -213,14 +215,33 @@ def _sharing_owners(text: Mapping, layer_types: list[str]) -> list[int]:
   return owners
 
 
+def _global_widths(text: Mapping) -> dict:
+  """global_head_dim / num_global_key_value_heads, also where transformers 5 saved them per layer."""
+  per_layer = text.get("per_layer_config")
+  if not per_layer:
+    return {}
+  kinds = text.get("layer_types") or []
+  full = [i for i, kind in enumerate(kinds) if kind == hf_format.FULL]
+  first = per_layer.get(str(full[0]), per_layer.get(full[0], {})) if full else {}
+  out = {"global_head_dim": first.get("head_dim", text.get("head_dim"))}
+  if "num_key_value_heads" in first:
+    out["num_global_key_value_heads"] = first["num_key_value_heads"]
+  return out
+
+
 def check_config(hf_config: Mapping, config, *, name: str, where) -> int:
   """Raises ValueError naming the first `config.json` field that contradicts architecture `name`."""
-  text = dict(hf_config.get("text_config", {})) if hf_config.get("model_type") == "gemma4" else dict(hf_config)
+  text = (
+    dict(hf_config.get("text_config", {})) if hf_config.get("model_type") == "gemma4" else dict(hf_config)
+  )
   model_type = hf_config.get("model_type")
   if model_type not in FAMILY["model_types"]:
-    raise ValueError(f"{where}: model_type is {model_type!r}, model {name} is a gemma4 model (gemma4_text, gemma4)")
+    raise ValueError(
+      f"{where}: model_type is {model_type!r}, model {name} is a gemma4 model (gemma4_text, gemma4)"
+    )
   defaults = {"attention_k_eq_v": False, "num_kv_shared_layers": 0, "use_double_wide_mlp": False}
   defaults |= {"enable_moe_block": False, "hidden_size_per_layer_input": 256, "global_head_dim": 512}
+  text |= _global_widths(text)
   for field, want in expected_fields(config).items():
     got = text.get(field, defaults.get(field))
     if field == "rope_parameters":
@@ -242,12 +263,16 @@ def check_config(hf_config: Mapping, config, *, name: str, where) -> int:
   if activation != "gelu_pytorch_tanh":
     raise ValueError(f"{where}: hidden_activation is {activation!r}; Gemma uses 'gelu_pytorch_tanh'")
   if not hf_format._same(text.get("rms_norm_eps", 1e-6), 1e-6):  # noqa: SLF001
-    raise ValueError(f"{where}: rms_norm_eps is {text['rms_norm_eps']}; the gemma library's RMSNorm uses 1e-06")
+    raise ValueError(
+      f"{where}: rms_norm_eps is {text['rms_norm_eps']}; the gemma library's RMSNorm uses 1e-06"
+    )
   if text.get("tie_word_embeddings", hf_config.get("tie_word_embeddings", True)) is False:
     raise ValueError(f"{where}: tie_word_embeddings is false; Gemma ties its output head to the embedding")
   vocab = text.get("vocab_size")
   if vocab != config.num_embed:
-    raise ValueError(f"{where}: vocab_size is {vocab!r}, model {name} embeds {config.num_embed} (wrong model.name?)")
+    raise ValueError(
+      f"{where}: vocab_size is {vocab!r}, model {name} embeds {config.num_embed} (wrong model.name?)"
+    )
   return vocab
 
 

@@ -25,6 +25,7 @@ import safetensors
 import tqdm
 
 from eva_jax.models import hf_format
+from eva_jax.models import hf_layout
 
 CONFIG = "config.json"
 SINGLE = "model.safetensors"
@@ -107,10 +108,10 @@ def plan(path: epath.PathLike, config, family: str, *, name: str):
   except ValueError as e:
     raise ValueError(f"{path}: {e}") from None
   hf_config = read_json(path / CONFIG)
-  vocab = hf_format.check_config(hf_config, config, family, name=name, where=path / CONFIG)
+  vocab = hf_layout.check_config(hf_config, config, family, name=name, where=path / CONFIG)
   headers = read_headers(path)
   prefix = text_prefix(headers)
-  rules = hf_format.tensor_rules(config, prefix=prefix, hf_vocab=vocab)
+  rules = hf_layout.tensor_rules(config, family, prefix=prefix, hf_vocab=vocab)
   wanted = set()
   for rule in rules.values():
     for hf_name, shape in zip(rule.hf_names, rule.hf_shapes):
@@ -124,7 +125,7 @@ def plan(path: epath.PathLike, config, family: str, *, name: str):
         )
       if info.dtype not in DTYPES:
         raise ValueError(f"{info.file}: tensor {hf_name} is {info.dtype}, not one of {sorted(DTYPES)}")
-  skipped = ("lm_head.weight",) + hf_format.VISION_PREFIXES  # tied head (checked in config); vision
+  skipped = ("lm_head.weight",) + hf_layout.SKIPPED_PREFIXES  # tied head (checked in config); vision
   extra = sorted(n for n in headers if n not in wanted and not n.startswith(skipped))
   if extra:
     raise ValueError(
