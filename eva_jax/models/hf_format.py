@@ -26,23 +26,17 @@ FAMILIES = {
     "architecture": "Gemma3ForCausalLM",
     "model_type": "gemma3_text",
   },
-}
-FAMILIES["gemma4"] = {  # its layout: hf_gemma4
-  "model_types": ("gemma4_text", "gemma4"),  # gemma4 = Gemma4ForConditionalGeneration (vision, audio)
-  "architecture": "Gemma4ForCausalLM",
-  "model_type": "gemma4_text",
+  "gemma4": {  # its tensor layout: hf_gemma4
+    "model_types": ("gemma4_text", "gemma4"),  # gemma4 = Gemma4ForConditionalGeneration (vision, audio)
+    "architecture": "Gemma4ForCausalLM",
+    "model_type": "gemma4_text",
+  },
 }
 MAX_POSITIONS = {"gemma2": 8192, "gemma3": 131_072}
-# Families the gemma library runs whose Hugging Face layout is not mapped (none today).
-UNMAPPED: dict[str, str] = {}
 
 
 def family_info(family: str) -> dict:
-  """`FAMILIES[family]`, or a ValueError saying why that family has no Hugging Face mapping."""
-  if family in UNMAPPED:
-    raise ValueError(
-      f"Hugging Face checkpoints of the {family} family are not mapped yet: {UNMAPPED[family]}"
-    )
+  """`FAMILIES[family]`, or a ValueError naming the known families."""
   if family not in FAMILIES:
     raise ValueError(f"unknown checkpoint family {family!r}; known: {sorted(FAMILIES)}")
   return FAMILIES[family]
