@@ -206,11 +206,8 @@ def rope(hf_text: Mapping) -> dict[str, tuple[float, float]]:
   return out
 
 
-def expected_fields(config: gm.nn.config.TransformerConfig) -> dict:
-  """The `config.json` values the gemma architecture implies (the text config's keys)."""
-  local, glob = gm.nn.AttentionType.LOCAL_SLIDING, gm.nn.AttentionType.GLOBAL
-  types = [SLIDING if t == local else FULL for t in config.attention_types]
-  assert all(t in (local, glob) for t in config.attention_types), config.attention_types
+def core_fields(config) -> dict:
+  """The sizes every Gemma family's `config.json` states the same way."""
   return {
     "num_hidden_layers": config.num_layers,
     "hidden_size": config.embed_dim,
@@ -218,6 +215,15 @@ def expected_fields(config: gm.nn.config.TransformerConfig) -> dict:
     "num_attention_heads": config.num_heads,
     "num_key_value_heads": config.num_kv_heads,
     "head_dim": config.head_dim,
+  }
+
+
+def expected_fields(config: gm.nn.config.TransformerConfig) -> dict:
+  """The `config.json` values the gemma architecture implies (the text config's keys)."""
+  local, glob = gm.nn.AttentionType.LOCAL_SLIDING, gm.nn.AttentionType.GLOBAL
+  types = [SLIDING if t == local else FULL for t in config.attention_types]
+  assert all(t in (local, glob) for t in config.attention_types), config.attention_types
+  return core_fields(config) | {
     "query_pre_attn_scalar": _query_scalar(config),
     "final_logit_softcapping": config.final_logit_softcap,
     "attn_logit_softcapping": config.attn_logits_soft_cap,
@@ -287,6 +293,25 @@ def check_config(
   return vocab
 
 
+def causal_lm_config(info: Mapping, fields: Mapping, vocab: int, max_positions: int, dtype: str) -> dict:
+  """The keys every exported Gemma text model's `config.json` holds, around its family's `fields`."""
+  return {
+    "architectures": [info["architecture"]],
+    "model_type": info["model_type"],
+    **fields,
+    "vocab_size": vocab,
+    "hidden_activation": "gelu_pytorch_tanh",
+    "max_position_embeddings": max_positions,
+    "rms_norm_eps": 1e-6,
+    "attention_bias": False,
+    "attention_dropout": 0.0,
+    "tie_word_embeddings": True,
+    "use_cache": True,
+    "dtype": dtype,
+    "torch_dtype": dtype,  # the key transformers 4 and vLLM's older releases read
+  }
+
+
 def make_config(
   config: gm.nn.config.TransformerConfig, family: str, *, dtype: str, special_ids: Mapping
 ) -> dict:
@@ -296,22 +321,8 @@ def make_config(
   glob = {"rope_type": "default", "rope_theta": float(config.global_base_frequency)}
   if config.global_scale_factor != 1.0:
     glob.update(rope_type="linear", factor=float(config.global_scale_factor))
-  out = {
-    "architectures": [family_info(family)["architecture"]],
-    "model_type": family_info(family)["model_type"],
-    **fields,
-    "vocab_size": config.num_embed,
-    "hidden_activation": "gelu_pytorch_tanh",
-    "max_position_embeddings": MAX_POSITIONS[family],
-    "rms_norm_eps": 1e-6,
-    "attention_bias": False,
-    "attention_dropout": 0.0,
-    "tie_word_embeddings": True,
-    "use_cache": True,
-    "dtype": dtype,
-    "torch_dtype": dtype,  # the key transformers 4 and vLLM's older releases read
-    **special_ids,
-  }
+  out = causal_lm_config(family_info(family), fields, config.num_embed, MAX_POSITIONS[family], dtype)
+  out |= special_ids
   if family == "gemma2":  # one rope for every layer
     if local != glob:
       raise ValueError(

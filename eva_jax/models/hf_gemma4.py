@@ -171,13 +171,7 @@ def expected_fields(config: gemma4_config.TransformerConfig) -> dict:
     hf_format.FULL if t == gemma4_modules.AttentionType.GLOBAL else hf_format.SLIDING
     for t in config.attention_types
   ]
-  fields = {
-    "num_hidden_layers": config.num_layers,
-    "hidden_size": config.embed_dim,
-    "intermediate_size": config.hidden_dim,
-    "num_attention_heads": config.num_heads,
-    "num_key_value_heads": config.num_kv_heads,
-    "head_dim": config.head_dim,
+  fields = hf_format.core_fields(config) | {
     "global_head_dim": config.global_key_size or config.head_dim,
     "attention_k_eq_v": bool(config.k_eq_v_global),
     "final_logit_softcapping": config.final_logit_softcap,
@@ -278,18 +272,7 @@ def check_config(hf_config: Mapping, config, *, name: str, where) -> int:
 
 def make_config(config, *, dtype: str, special_ids: Mapping) -> dict:
   """The `config.json` of an exported Gemma 4 text model (Gemma4ForCausalLM)."""
-  return {
-    "architectures": [FAMILY["architecture"]],
-    "model_type": FAMILY["model_type"],
-    **expected_fields(config),
-    "vocab_size": config.num_embed,
-    "hidden_activation": "gelu_pytorch_tanh",
-    "max_position_embeddings": MAX_POSITIONS,
-    "rms_norm_eps": 1e-6,
-    "attention_bias": False,
-    "attention_dropout": 0.0,
-    "tie_word_embeddings": True,
-    "use_cache": True,
-    "dtype": dtype,
-    **special_ids,
-  }
+  fields = expected_fields(config)
+  return hf_format.causal_lm_config(FAMILY, fields, config.num_embed, MAX_POSITIONS, dtype) | dict(
+    special_ids
+  )
