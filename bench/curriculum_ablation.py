@@ -4,7 +4,7 @@
         [--rounds R] [--per-bucket K] [--max-train-pairs P] [--online-seeds N] [--online-steps S]
 
 Arms are config switches on configs/quickstart.py (everything else identical), all from the
-shipped base model (eva_jax/tasks/base_model.py); the seed varies every random choice of the run
+shipped base model (eva_jax/models/base_model.py); the seed varies every random choice of the run
 (seed pool, sampling, creator, mixing, batches), never the base:
 
   static           loop.prompts=static         the seed pool every round (creator off)

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.frontier [--quick] [--seeds N]
 
-Before any curriculum: from the shipped base (eva_jax/tasks/base_model.py), sample 6 responses
+Before any curriculum: from the shipped base (eva_jax/models/base_model.py), sample 6 responses
 (temperature 0.7, top-p 0.9, the quickstart's sampling) to fresh training prompts, keep what the
 task's reward says, train once, and measure greedy held-out exact match per bucket. Arms:
 
@@ -29,14 +29,15 @@ import numpy as np  # noqa: E402
 
 from bench import common  # noqa: E402
 from eva_jax import config as config_lib  # noqa: E402
+from eva_jax.jobs import train_base_model  # noqa: E402
 from eva_jax.loop import offline  # noqa: E402
 from eva_jax.loop import pairs as pairs_lib  # noqa: E402
 from eva_jax.loop import responses as responses_lib  # noqa: E402
+from eva_jax.loop import setup  # noqa: E402
 from eva_jax.loop import training  # noqa: E402
-from eva_jax.models import setup  # noqa: E402
+from eva_jax.models import base_model  # noqa: E402
 from eva_jax.rewards import factory as reward_factory  # noqa: E402
 from eva_jax.tasks import addition  # noqa: E402
-from eva_jax.tasks import base_model  # noqa: E402
 
 ARMS = ("rft_frontier", "dpo_frontier", "rft_seed", "dpo_seed")
 SIZES = {
@@ -150,7 +151,7 @@ def main():
   reward_source = reward_factory.make_reward_source(cfg.reward, mesh=solver.mesh)
   start = time.perf_counter()
   reversed_operands = base_model.load_record()["recipe"]["reversed_operands"]  # the base's prompt format
-  table = lambda params: base_model.frontier_table(
+  table = lambda params: train_base_model.frontier_table(
     solver.model, params, per_bucket=size["per_bucket"], num_samples=0, reversed_operands=reversed_operands
   )
   easy = lambda t: min(t[b]["exact"] for b in addition.EASY_BUCKETS)

@@ -9,14 +9,14 @@ For each config (default: configs/gemma2_9b_dpo.py and configs/gemma2_9b_rloo.py
 only, DPO config only), on `--devices` fake CPU devices with the config's mesh rules and shape
 (resolved to that many devices): compiles the DPO (or RLOO) step, the reference log-prob function
 and the sampler's generate program (prefill + decode loop) at the config's batch, lengths, cache
-and vocabulary (`eva_jax.parallel.compile_check`), nothing allocated. Prints per program XLA's
+and vocabulary (`eva_jax.scale.compile_check`), nothing allocated. Prints per program XLA's
 per-device bytes (arguments, temporaries, outputs, live peak), FLOPs, collectives and the largest
 buffer, next to the analytical plan (`--mode=plan`'s `memory_plan` for a `<devices>x80` topology)
 for the two phases it estimates: "train step" vs the train step's live peak, "sampling" vs
 generate's. A difference (plan - XLA) / XLA beyond +-25% is flagged. CPU buffer assignment is not TPU's (see
 compile_check); the plan's phase peaks include the resident train state, as XLA's arguments do.
 
-Then a roofline of each program on the chips of `parallel.roofline.CHIPS` (v4, v5e, v5p, v6e,
+Then a roofline of each program on the chips of `scale.roofline.CHIPS` (v4, v5e, v5p, v6e,
 H100, H200) from the same per-device counts: the time a step would take at best, whether compute,
 HBM or the interconnect sets it, and the MFU that leaves (caveats in that module: a generate
 program's counts are its prefill plus one decode step).
@@ -48,10 +48,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import jax  # noqa: E402
 
 from eva_jax import config_fields as fields  # noqa: E402
-from eva_jax.parallel import compile_check  # noqa: E402
-from eva_jax.parallel import memory_plan  # noqa: E402
 from eva_jax.parallel import mesh as mesh_lib  # noqa: E402
-from eva_jax.parallel import roofline  # noqa: E402
+from eva_jax.scale import compile_check  # noqa: E402
+from eva_jax.scale import memory_plan  # noqa: E402
+from eva_jax.scale import roofline  # noqa: E402
 from eva_jax.solver import config as solver_config  # noqa: E402
 
 GIB = 1 << 30

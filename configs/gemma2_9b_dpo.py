@@ -8,7 +8,7 @@
       --config.creator.llm.model=gemini-1.5-pro --config.creator.llm.api_key_env=GEMINI_API_KEY
 
 Paper settings (../shared/DESIGN.md): n=6 responses at temperature 0.7 / top-p 0.9 up to 2048
-tokens; pointwise reward model (ArmoRM, served: `eva_jax.rewards.serve` or your own server);
+tokens; pointwise reward model (ArmoRM, served: `eva_jax.jobs.serve_rewards` or your own server);
 informativeness `gap`, 25% of the pool drawn weighted, 4 chained EvolInstruct rewrites by an LLM
 (temperature 0.88, <= 666 tokens); pairs best vs worst, 20% old / 80% new; DPO beta 0.05, lr 5e-7,
 cosine with 10% warmup, 2 epochs, batch 64, prompt <= 1024 and response <= 1024 tokens; prompt

@@ -5,7 +5,7 @@
 
 Hardware: any CPU; about 4 minutes on 2 cores after the one-time install (each offline round
 about 30 s plus compilation). Runs eva end to end from the shipped base model
-(eva_jax/tasks/base_model.py): seed pool, seven offline rounds (sample 6, score, creator, DPO + NLL
+(eva_jax/models/base_model.py): seed pool, seven offline rounds (sample 6, score, creator, DPO + NLL
 + rehearsal), held-out evaluation per difficulty bucket after every round and a `headline` in
 summary.json. `configs/quickstart_rloo.py` is the online variant.
 """
@@ -32,7 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Gemma checkpoint directory: the gemma library's orbax format or a Hugging Face one (config.json +
   # safetensors), told apart by content; "" = model.init.
   config.model.checkpoint = ""
-  # Without a checkpoint: base (the embedded task's shipped base model, tiny; eva_jax/tasks/base_model.py)
+  # Without a checkpoint: base (the embedded task's shipped base model, tiny; eva_jax/models/base_model.py)
   # or random (then loop.warmstart_steps of SFT make a starting model).
   config.model.init = "base"
   # Sentencepiece .model path; "" = a Hugging Face checkpoint's own tokenizer.model, else the embedded one.
@@ -124,8 +124,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.reward.nonfinite = "drop"  # NaN/inf reward: drop the response (reported) or fail the round.
   config.reward.checkpoint = ""  # kind=model: directory written by --mode=train_reward_model.
   config.reward.tokenizer = ""  # kind=model: the reward model's tokenizer .model; "" = embedded.
-  config.reward.url = ""  # kind=remote: endpoint, e.g. http://host:8000/score (eva_jax.rewards.serve).
-  # kind=remote: the server's wire format (eva_jax/rewards/protocols.py): eva (eva_jax.rewards.serve,
+  config.reward.url = ""  # kind=remote: endpoint, e.g. http://host:8000/score (eva_jax.jobs.serve_rewards).
+  # kind=remote: the server's wire format (eva_jax/rewards/protocols.py): eva (eva_jax.jobs.serve_rewards,
   # .../score), vllm (`vllm serve` of a reward model, .../classify or .../pooling) or openrlhf (.../get_reward).
   config.reward.protocol = "eva"
   config.reward.model = ""  # kind=remote, protocol=vllm: the served model's name; "" = the server's default.

@@ -22,12 +22,12 @@ from eva_jax.creator import config as creator_config
 from eva_jax.evaluation import config as eval_config
 from eva_jax.loop import config as loop_config
 from eva_jax.models import architectures
+from eva_jax.models import base_model
 from eva_jax.models import hf_import
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
 from eva_jax.rewards import config as reward_config
 from eva_jax.solver import config as solver_config
-from eva_jax.tasks import base_model
 
 MODEL_INITS = ("random", "base")  # params without a checkpoint: random init or the shipped base
 

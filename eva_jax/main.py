@@ -37,15 +37,16 @@ import jax  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from eva_jax import config as config_lib  # noqa: E402
-from eva_jax import export_hf  # noqa: E402
-from eva_jax import model_check  # noqa: E402
 from eva_jax import state_files  # noqa: E402
+from eva_jax.jobs import evaluate  # noqa: E402
+from eva_jax.jobs import export_hf  # noqa: E402
+from eva_jax.jobs import model_check  # noqa: E402
+from eva_jax.jobs import train  # noqa: E402
+from eva_jax.jobs import train_reward_model  # noqa: E402
 from eva_jax.loop import preemption  # noqa: E402
-from eva_jax.loop import runner  # noqa: E402
 from eva_jax.parallel import distributed  # noqa: E402
-from eva_jax.parallel import memory_plan  # noqa: E402
 from eva_jax.rewards import config as reward_config  # noqa: E402
-from eva_jax.rewards import train_job as reward_train_job  # noqa: E402
+from eva_jax.scale import memory_plan  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, pools and metrics.")
@@ -53,12 +54,12 @@ _MODE = flags.DEFINE_enum(
   "mode",
   "train",
   ["train", "eval", "check", "train_reward_model", "plan", "export_hf"],
-  "train: the eva run (eva_jax/loop/runner.py; resumes a run in --workdir); eval: held-out evaluation "
-  "and benchmark exports of the run in --workdir (config.eval); check: the model check "
-  "(eva_jax/model_check.py); train_reward_model: Bradley-Terry reward-model training "
-  "(eva_jax/rewards/train_job.py, configs/reward_model.py); plan: per-device memory on "
-  "--plan_topology from shapes alone (eva_jax/parallel/memory_plan.py); export_hf: a checkpoint of the "
-  "run in --workdir as a Hugging Face model directory --export_dir (eva_jax/export_hf.py).",
+  "train: the eva run (eva_jax/jobs/train.py, eva_jax/loop/runner.py; resumes a run in --workdir); eval: "
+  "held-out evaluation and benchmark exports of the run in --workdir (config.eval, eva_jax/jobs/evaluate.py); check: the model check "
+  "(eva_jax/jobs/model_check.py); train_reward_model: Bradley-Terry reward-model training "
+  "(eva_jax/jobs/train_reward_model.py, configs/reward_model.py); plan: per-device memory on "
+  "--plan_topology from shapes alone (eva_jax/scale/memory_plan.py); export_hf: a checkpoint of the "
+  "run in --workdir as a Hugging Face model directory --export_dir (eva_jax/jobs/export_hf.py).",
 )
 _FORCE = flags.DEFINE_bool("force", False, "Resume a run even if pinned config fields changed.")
 # Multi-host (eva_jax/parallel/distributed.py); unset flags fall back to EVA_* environment variables.
@@ -134,17 +135,17 @@ def main(argv):
     if _MODE.value not in ("eval", "export_hf"):  # these read an existing run; the others write into it
       state_files.check_workdir(workdir)
     if training is not None:
-      reward_train_job.run(cfg, training, workdir, _CONFIG.value)
+      train_reward_model.run(cfg, training, workdir, _CONFIG.value)
     elif _MODE.value == "check":
       model_check.run(cfg, workdir)
     elif _MODE.value == "eval":
-      runner.evaluate_run(cfg, workdir)
+      evaluate.run(cfg, workdir)
     elif _MODE.value == "export_hf":
       export_hf.run(
         cfg, workdir, _EXPORT_DIR.value, step=_STEP.value, dtype=_EXPORT_DTYPE.value, replace=_REPLACE.value
       )
     else:
-      runner.run(cfg, cfg.loop, workdir, config_lib.flatten(_CONFIG.value), force=_FORCE.value)
+      train.run(cfg, workdir, config_lib.flatten(_CONFIG.value), force=_FORCE.value)
   except preemption.Preempted as e:
     if distributed.is_main_process():
       print(f"eva_jax: stopped on SIGTERM {e}; rerun the same command to resume", file=sys.stderr)

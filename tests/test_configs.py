@@ -128,6 +128,90 @@ PAPER = {
 }
 
 
+# The other configs' docstrings (and docs/quickstart.md for the quickstart) state these, by value.
+STATED = {
+  "quickstart": {
+    "task": "addition_lsb",
+    "model.name": "tiny",
+    "model.init": "base",
+    "loop.mode": "offline",
+    "loop.prompts": "evolve",
+    "loop.rounds": 7,
+    "loop.num_samples": 6,
+    "pool.num_seeds": 256,
+    "creator.evolver": "task",
+    "creator.info_metric": "gap",
+    "creator.selection": "importance_weighted",
+    "creator.sample_frac": 0.25,
+    "creator.num_evolutions": 4,
+    "loop.old_fraction": 0.7,
+    "reward.task": "addition_lsb_exact",
+    "loop.min_chosen_reward": 1.0,
+    "loop.rehearse": True,
+    "solver.loss": "dpo",
+    "solver.beta": 0.1,
+    "solver.optimizer.learning_rate": 2e-4,
+    "solver.batch_size": 8,
+    "solver.epochs": 2,
+    "solver.nll_weight": 1.0,
+    "eval.per_bucket": 100,
+  },
+  "quickstart_rloo": {
+    "loop.mode": "online",
+    "solver.loss": "rloo",
+    "solver.rloo_k": 4,
+    "solver.batch_size": 64,  # 16 prompts x 4 samples
+    "loop.draw": "weighted",
+    "loop.creator_every_steps": 20,
+    "loop.steps": 200,
+  },
+  "gemma3_270m": {
+    "model.name": "gemma3_270m",
+    "model.param_dtype": "float32",
+    "mesh.shape": {"data": -1, "fsdp": 1, "tensor": 1},
+    "solver.micro_batches": 16,
+    "loop.sample_batch_size": 32,
+    "loop.num_samples": 6,
+    "loop.temperature": 0.7,
+    "loop.top_p": 0.9,
+    "loop.max_new_tokens": 1024,
+    "loop.max_cache_length": 2048,
+    "solver.loss": "dpo",
+    "solver.beta": 0.05,
+    "solver.optimizer.learning_rate": 5e-7,
+    "solver.optimizer.schedule": "cosine",
+    "solver.optimizer.warmup_frac": 0.1,
+    "solver.epochs": 2,
+    "solver.batch_size": 64,
+    "loop.rounds": 3,
+  },
+  "gemma2_9b": {
+    "model.name": "gemma2_9b",
+    "model.param_dtype": "bfloat16",
+    "mesh.shape": {"data": 1, "fsdp": -1, "tensor": 4},
+    "solver.batch_size": 32,
+    "solver.max_prompt_len": 64,
+    "solver.max_response_len": 32,
+    "solver.optimizer.name": "adamw",
+  },
+  "reward_model": {"model.name": "tiny"},
+}
+
+
+@pytest.mark.parametrize(
+  "name, key", [(name, key) for name, fields in STATED.items() for key in fields], ids=lambda x: str(x)
+)
+def test_config_field_is_what_its_docstring_states(name, key):
+  value = _value(importlib.import_module(f"configs.{name}").get_config(), key)
+  assert value == STATED[name][key], (
+    f"configs/{name}.py: {key} = {value!r}, its docs state {STATED[name][key]!r}"
+  )
+
+
+def test_every_config_file_is_checked_field_by_field():
+  assert set(CONFIGS) == set(PAPER) | set(STATED)
+
+
 def _value(config, key):
   node = config
   for part in key.split("."):

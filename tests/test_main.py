@@ -10,7 +10,7 @@ import numpy as np
 from bench import common
 from configs import quickstart
 from eva_jax import config as config_lib
-from eva_jax import model_check
+from eva_jax.jobs import model_check
 from tests.hang_guard import HANG_GUARD_S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

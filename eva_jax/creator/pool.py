@@ -29,6 +29,7 @@ directory belongs to (the directory's name and the description TFDS keeps inside
 A mismatch (an edited or mixed-up pool) is refused in one line naming both sides, never trained on.
 """
 
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 import contextlib
@@ -109,6 +110,19 @@ def _scratch_tempdir() -> Iterator[None]:
       yield
     finally:
       tempfile.tempdir = previous
+
+
+@dataclasses.dataclass(frozen=True)
+class Committed:
+  """A committed generation as `Pool.commit` returns it."""
+
+  records: list[records_lib.PromptRecord]  # the whole generation, as read back
+  stats: dict  # the creator's counts for it (from its manifest when reused)
+  reused: bool  # committed before this call (a redone round or step)
+
+  def new(self, generation: int) -> list[records_lib.PromptRecord]:
+    """The prompts this generation added (its children)."""
+    return [r for r in self.records if r.generation == generation]
 
 
 class Pool:
@@ -207,6 +221,33 @@ class Pool:
       self._write(generation, records, stats or {})
     _barrier(f"eva_pool_generation_{generation}")
     return self.dataset_dir(generation)
+
+  def commit(
+    self,
+    generation: int,
+    make: Callable[[], tuple[list[records_lib.PromptRecord], dict]],
+    timer: Callable[[str], contextlib.AbstractContextManager] | None = None,
+  ) -> Committed:
+    """Generation `generation`: read back if already committed, else `make()`d, written and read back.
+
+    A round or step redone after a crash finds its generation committed and continues from it
+    without calling `make` (`reused`); otherwise every process continues from what process 0
+    wrote, so an evolver need not be deterministic across hosts. `timer(phase)` (e.g. a
+    `PhaseTimes`) times "creator" (the call to `make`) and "pool_io" (the writes and reads).
+    """
+    timer = timer or (lambda phase: contextlib.nullcontext())
+    reused = generation in self.generations()
+    if reused:
+      with timer("pool_io"):
+        stats = self.manifest(generation).get("stats", {})  # the creator's counts when it was made
+    else:
+      with timer("creator"):
+        records, stats = make()
+      with timer("pool_io"):
+        self.write_generation(generation, records, stats)
+    with timer("pool_io"):
+      committed = self.read_generation(generation)
+    return Committed(committed, stats, reused)
 
   def _write(self, generation: int, records: Iterable[records_lib.PromptRecord], stats: dict) -> None:
     if self._manifest_path(generation).exists():

@@ -51,6 +51,10 @@ class RoundContext:
   on_metrics: object  # (step, dict) -> None for training-step metrics
   stop: preemption.Preemption = dataclasses.field(default_factory=preemption.Preemption)  # SIGTERM flag
 
+  def count_tokens(self, text: str) -> int:
+    """Tokens of `text` (what the creator's length filter counts)."""
+    return len(self.tokenizer.encode(text))
+
 
 def sampling_config(loop) -> sampler.SamplingConfig:
   return sampler.SamplingConfig(
@@ -84,49 +88,37 @@ def _score(
   return scored
 
 
-def _next_pool(ctx: RoundContext, records, scored, generation: int, rng: np.random.Generator, times):
-  """(children, stats) of pool generation `generation` (written now, or read back after a crash)."""
-  if generation in ctx.pool.generations():
-    logging.info("pool generation %d already committed: reading it back", generation)
-    with times("pool_io"):
-      new_records = ctx.pool.read_generation(generation)
-      stats = ctx.pool.manifest(generation).get("stats", {})  # the creator's counts when it was made
-    return [r for r in new_records if r.generation == generation], stats | {"creator/reused": 1.0}
-  count_tokens = lambda text: len(ctx.tokenizer.encode(text))
-  with times("creator"):
-    gen = generation_lib.next_generation(
-      records,
-      scored.rewards,
-      None,
-      config=ctx.cfg.creator,
-      evolver=ctx.evolver,
-      generation=generation,
-      rng=rng,
-      count_tokens=count_tokens,
-      max_size=ctx.cfg.pool.max_size,
-    )
-  with times("pool_io"):
-    ctx.pool.write_generation(generation, gen.records, gen.stats)
-    # Every process continues from the committed generation (process 0 wrote it): an LLM evolver
-    # need not be deterministic across hosts.
-    committed = ctx.pool.read_generation(generation)
-  return [r for r in committed if r.generation == generation], gen.stats
+def evolved_generation(ctx: RoundContext, records, rewards, generation: int, rng: np.random.Generator):
+  """eva's creator step: (records, stats) of pool generation `generation`.
+
+  `rewards` [len(records), n] are this round's (None online: the records carry their stats).
+  """
+  gen = generation_lib.next_generation(
+    records,
+    rewards,
+    None,
+    config=ctx.cfg.creator,
+    evolver=ctx.evolver,
+    generation=generation,
+    rng=rng,
+    count_tokens=ctx.count_tokens,
+    max_size=ctx.cfg.pool.max_size,
+  )
+  return gen.records, gen.stats
 
 
-def _fresh_pool(ctx: RoundContext, records, scored, generation: int, rng: np.random.Generator, times):
+def _evolved(ctx: RoundContext, records, scored, generation: int, rng: np.random.Generator):
+  return evolved_generation(ctx, records, scored.rewards, generation, rng)
+
+
+def _fresh(ctx: RoundContext, records, scored, generation: int, rng: np.random.Generator):
   """The "new human prompts" baseline: as many fresh seed-distribution prompts as eva would evolve."""
-  if generation in ctx.pool.generations():
-    with times("pool_io"):
-      new_records = ctx.pool.read_generation(generation)
-      stats = ctx.pool.manifest(generation).get("stats", {})
-    return [r for r in new_records if r.generation == generation], stats | {"creator/reused": 1.0}
   updated = records_lib.with_stats(records, scored.rewards, None, ctx.cfg.creator.info_metric)
   scored_count = int(np.isfinite(records_lib.info_scores(updated)).sum())
   wanted = selection.num_selected(scored_count, ctx.cfg.creator.sample_frac) * ctx.cfg.creator.num_evolutions
   if ctx.cfg.pool.max_size:  # eva's children are capped the same way (generation.cap_children)
     wanted = min(wanted, ctx.cfg.pool.max_size)
-  count_tokens = lambda text: len(ctx.tokenizer.encode(text))
-  keep = filters.PromptFilter(ctx.cfg.creator.filters, (r.text for r in records), count_tokens)
+  keep = filters.PromptFilter(ctx.cfg.creator.filters, (r.text for r in records), ctx.count_tokens)
   candidates = tasks.get_task(ctx.cfg.creator.task).seed_prompts(4 * wanted, int(rng.integers(2**31)))
   fresh = keep.keep(candidates)[:wanted]
   children = [
@@ -149,9 +141,11 @@ def _fresh_pool(ctx: RoundContext, records, scored, generation: int, rng: np.ran
     "creator/pool_size": len(kept) + len(children),
     "creator/capped": len(updated) - len(kept),
   }
-  with times("pool_io"):
-    ctx.pool.write_generation(generation, kept + children, stats)
-  return children, stats
+  return kept + children, stats
+
+
+# The arms whose round writes a new pool generation: loop.prompts -> its creator step.
+MAKE_GENERATION = {"evolve": _evolved, "fresh": _fresh}
 
 
 def _informative_subset(ctx: RoundContext, records, scored, rng: np.random.Generator) -> np.ndarray:
@@ -206,8 +200,12 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
     stats["round/subset_prompts"] = len(chosen)
   elif ctx.loop.prompts in ("evolve", "fresh"):
     next_generation = generation + 1
-    make_pool = _next_pool if ctx.loop.prompts == "evolve" else _fresh_pool
-    children, creator_stats = make_pool(ctx, records, old, next_generation, creator_rng, times)
+    make = MAKE_GENERATION[ctx.loop.prompts]
+    committed = ctx.pool.commit(
+      next_generation, lambda: make(ctx, records, old, next_generation, creator_rng), times
+    )
+    children = committed.new(next_generation)
+    creator_stats = committed.stats | ({"creator/reused": 1.0} if committed.reused else {})
     stats |= creator_stats
     if children:
       ctx.stop.check(where)

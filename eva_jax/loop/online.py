@@ -9,6 +9,7 @@ per-prompt rewards update that prompt's statistics and informativeness for free.
 """
 
 import dataclasses
+import functools
 import math
 import time
 
@@ -17,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eva_jax.creator import generation as generation_lib
 from eva_jax.creator import informativeness
 from eva_jax.creator import records as records_lib
 from eva_jax.loop import offline
@@ -46,6 +46,31 @@ def _draw(records, count: int, draw: str, rng: np.random.Generator, exclude=()) 
     p[list(exclude)] = 0.0
     p = p / p.sum()
   return rng.choice(len(records), size=min(count, int((p > 0).sum())), replace=False, p=p)
+
+
+def _varied(scored: responses_lib.ScoredResponses) -> np.ndarray:
+  """[P] bool: the groups whose rewards are not all equal (the ones RLOO learns from)."""
+  return np.nanmax(scored.rewards, 1) > np.nanmin(scored.rewards, 1)
+
+
+def refilled(scored, idx: np.ndarray, varied: np.ndarray, extra, slots: np.ndarray, refill: np.ndarray):
+  """DAPO's dynamic sampling: zero-variance groups in `slots` replaced by the varied groups of `extra`.
+
+  `extra` holds the groups of pool rows `refill`, drawn for `slots` in order; a slot keeps its group
+  when its replacement has no spread either. Returns new (scored, idx, varied); nothing is mutated.
+  """
+  rows = ("prompts", "prompt_ids", "response_ids", "texts", "logprobs")
+  lists = {name: list(getattr(scored, name)) for name in rows}
+  rewards, idx, varied = scored.rewards.copy(), idx.copy(), varied.copy()
+  extra_varied = _varied(extra)
+  for slot, j in zip(slots, range(len(refill))):
+    if extra_varied[j]:
+      idx[slot] = refill[j]
+      for name in rows:
+        lists[name][slot] = getattr(extra, name)[j]
+      rewards[slot] = extra.rewards[j]
+      varied[slot] = True
+  return dataclasses.replace(scored, rewards=rewards, **lists), idx, varied
 
 
 def _sequence_batch(scored: responses_lib.ScoredResponses, keep_groups: np.ndarray, rows: int, k: int):
@@ -167,7 +192,7 @@ def run_online(
     rng = np.random.default_rng([cfg.seed, step])
     idx = _draw(records, num_prompts, loop.draw, rng)
     scored = _score_step(ctx, state.params, records, idx, jax.random.fold_in(key, 0), k)
-    varied = np.nanmax(scored.rewards, 1) > np.nanmin(scored.rewards, 1)
+    varied = _varied(scored)
     sampled_tokens += scored.tokens_sampled
     if loop.draw == "dapo":
       for attempt in range(DAPO_TRIES):
@@ -178,16 +203,8 @@ def run_online(
         if not len(refill):
           break
         extra = _score_step(ctx, state.params, records, refill, jax.random.fold_in(key, attempt + 1), k)
-        extra_varied = np.nanmax(extra.rewards, 1) > np.nanmin(extra.rewards, 1)
         sampled_tokens += extra.tokens_sampled
-        for slot, j in zip(flat, range(len(refill))):
-          if extra_varied[j]:
-            idx[slot] = refill[j]
-            for name in ("prompt_ids", "response_ids", "texts", "logprobs"):
-              getattr(scored, name)[slot] = getattr(extra, name)[j]
-            scored.prompts[slot] = extra.prompts[j]
-            scored.rewards[slot] = extra.rewards[j]
-            varied[slot] = True
+        scored, idx, varied = refilled(scored, idx, varied, extra, flat, refill)
     keep = np.isfinite(scored.rewards).all(axis=1)
     batch = _sequence_batch(scored, keep, rows, k)
     for update in range(cfg.solver.updates_per_batch):
@@ -204,31 +221,14 @@ def run_online(
       "online/step_seconds": time.perf_counter() - start,
       "online/sampled_tokens": sampled_tokens,
     }
-    if (
-      loop.prompts == "evolve"
-      and (step + 1) % loop.creator_every_steps == 0
-      and generation + 1 in ctx.pool.generations()
-    ):
-      generation += 1  # committed before a crash: read it back instead of writing it again
-      records = ctx.pool.read_generation(generation)
-    elif loop.prompts == "evolve" and (step + 1) % loop.creator_every_steps == 0:
+    if loop.prompts == "evolve" and (step + 1) % loop.creator_every_steps == 0:
       generation += 1
-      gen = generation_lib.next_generation(
-        records,
-        None,
-        None,
-        config=cfg.creator,
-        evolver=ctx.evolver,
-        generation=generation,
-        rng=rng,
-        count_tokens=lambda text: len(ctx.tokenizer.encode(text)),
-        max_size=cfg.pool.max_size,
-      )
-      ctx.pool.write_generation(generation, gen.records, gen.stats)
-      # Continue from the committed generation, as a resumed run and every other process do.
-      records = ctx.pool.read_generation(generation)
-      stats |= gen.stats
-      logging.info("online step %d: pool generation %d with %d prompts", step, generation, len(records))
+      make = functools.partial(offline.evolved_generation, ctx, records, None, generation, rng)
+      committed = ctx.pool.commit(generation, make)
+      records = committed.records
+      if not committed.reused:
+        stats |= committed.stats
+        logging.info("online step %d: pool generation %d with %d prompts", step, generation, len(records))
     if on_step is not None:
       on_step(step, state, generation, stats, records)
   return state.params, generation, stats

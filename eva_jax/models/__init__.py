@@ -1,1 +1,2 @@
-"""Gemma models: named architectures, tokenizers, chat template, log-probs and params I/O."""
+"""Gemma models: named architectures, tokenizers, chat template, log-probs, params I/O (orbax and
+Hugging Face) and the embedded task's shipped base model."""

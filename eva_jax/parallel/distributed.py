@@ -142,6 +142,12 @@ def is_main_process() -> bool:
   return jax.process_index() == 0
 
 
+def report(*args) -> None:
+  """Prints on process 0 only: every process runs the same loop, one of them talks."""
+  if is_main_process():
+    print(*args)
+
+
 def barrier(name: str) -> None:
   """Waits until every process reaches the barrier `name` (no-op for a single process)."""
   if jax.process_count() > 1:

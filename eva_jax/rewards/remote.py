@@ -1,7 +1,7 @@
 """Remote rewards: an HTTP client for a reward model served elsewhere (e.g. ArmoRM behind a small server).
 
 It speaks three wire formats (`protocol`, see `protocols.py`): "eva" (below; `server.py` implements
-the server side and `python -m eva_jax.rewards.serve` runs it), "vllm" (a reward model served by
+the server side and `python -m eva_jax.jobs.serve_rewards` runs it), "vllm" (a reward model served by
 `vllm serve`, one conversation per request) and "openrlhf" (OpenRLHF's remote reward model). All
 three share what follows: batching, concurrency, retries, timeouts, null/NaN rewards, the token.
 The eva protocol:

@@ -221,8 +221,8 @@ def test_an_answer_file_that_fails_its_check_is_never_put_in_place(tmp_path, ech
 def test_question_files_are_read_before_the_model_is_built(tmp_path, monkeypatch):
   from configs import quickstart
   from eva_jax import config as config_lib
-  from eva_jax.loop import runner
-  from eva_jax.models import setup
+  from eva_jax.jobs import evaluate
+  from eva_jax.loop import setup
 
   (tmp_path / "q.jsonl").write_text(json.dumps(ARENA_HARD_V2[0]) + "\n" + json.dumps(ARENA_HARD[0]) + "\n")
   config = config_lib.override(
@@ -233,10 +233,10 @@ def test_question_files_are_read_before_the_model_is_built(tmp_path, monkeypatch
     setup, "build", lambda cfg: pytest.fail("the model was built before the questions were checked")
   )
   with pytest.raises(validators.FormatError, match="q.jsonl: line 2: mixes Arena-Hard layouts"):
-    runner.evaluate_run(cfg, tmp_path / "run")
+    evaluate.run(cfg, tmp_path / "run")
   config.eval.export.arena_hard_questions = str(tmp_path / "missing.jsonl")
   with pytest.raises(FileNotFoundError, match="arena_hard question file .*missing.jsonl does not exist"):
-    runner.evaluate_run(config_lib.parse(config, jax.device_count()), tmp_path / "run")
+    evaluate.run(config_lib.parse(config, jax.device_count()), tmp_path / "run")
 
 
 def test_mt_bench_second_turn_sees_the_first(exported, responder):

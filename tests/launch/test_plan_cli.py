@@ -1,6 +1,6 @@
 """`python -m eva_jax.main --mode=plan`: the memory plan from the command line, before any launch.
 
-The figures themselves are checked by hand in tests/parallel/test_memory_plan.py; here the flags,
+The figures themselves are checked by hand in tests/scale/test_memory_plan.py; here the flags,
 the config override of the mesh and the JSON file. gemma2_9b needs no checkpoint or tokenizer.
 """
 
@@ -24,7 +24,7 @@ def test_plan_mode_prints_and_writes_the_plan(jobs):
 def test_the_gemma2_9b_docstring_quotes_the_memory_plan():
   """configs/gemma2_9b.py lists which topologies fit: the table must match the plan itself."""
   from configs import gemma2_9b
-  from eva_jax.parallel import memory_plan
+  from eva_jax.scale import memory_plan
 
   rows = re.findall(
     r"^    ([a-z0-9]+-\d+) .*?(\d+\.\d) GiB of \d+ +(does not fit|fits)", gemma2_9b.__doc__, re.M

@@ -9,7 +9,9 @@ import pytest
 
 from configs import quickstart
 from eva_jax import config as config_lib
+from eva_jax.analysis import run_report
 from eva_jax.creator import pool as pool_lib
+from eva_jax.jobs import evaluate
 from eva_jax.loop import metrics
 from eva_jax.loop import run_state
 from eva_jax.loop import runner
@@ -115,7 +117,7 @@ def test_summary_headline_reads_the_frontier_and_easy_buckets(run_dir):
 
 
 def test_end_of_run_report_tables_the_run(run_dir):
-  report = runner._final_report(run_dir, "", 1.0)
+  report = run_report.final_report(run_dir, "", 1.0)
   summary = json.loads((run_dir / "summary.json").read_text())
   before_after = report.split("pool per generation")[0]
   exact = summary["rounds"][1]["eval"]["eval/exact_match/1+1"]
@@ -180,7 +182,7 @@ def test_baseline_switches(tmp_path):
 def test_eval_mode_evaluates_the_run_against_round0(run_dir):
   config = _config()
   cfg = config_lib.parse(config, jax.device_count())
-  metrics_ = runner.evaluate_run(cfg, run_dir)
+  metrics_ = evaluate.run(cfg, run_dir)
   assert 0.0 <= metrics_["eval/win_rate"] <= 1.0 and "eval/exact_match/1+1" in metrics_
   saved = json.loads((run_dir / "eval" / "final" / "metrics.json").read_text())
   assert saved["eval/reward"] == pytest.approx(metrics_["eval/reward"])

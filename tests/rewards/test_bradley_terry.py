@@ -9,13 +9,13 @@ import pytest
 
 from configs import reward_model as reward_model_config
 from eva_jax import config as config_lib
+from eva_jax.jobs import train_reward_model
 from eva_jax.models import batching
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.rewards import bradley_terry
 from eva_jax.rewards import config as reward_config
 from eva_jax.rewards import factory
 from eva_jax.rewards import reward_model
-from eva_jax.rewards import train_job
 
 
 def _training_config(**overrides):
@@ -56,8 +56,8 @@ def test_optimizer_moments_are_sharded_like_their_params(tiny_model):
 def test_training_learns_a_held_out_preference_and_writes_a_loadable_reward_model(tmp_path, capsys):
   config = _training_config(train_pairs=512, eval_pairs=96, steps=40, batch_size=16, warmup_steps=4)
   cfg = config_lib.parse(config, num_devices=8)
-  figures = train_job.run(cfg, reward_config.parse_training(config), tmp_path, config)
-  assert figures == json.loads((tmp_path / train_job.FIGURES_FILE).read_text())
+  figures = train_reward_model.run(cfg, reward_config.parse_training(config), tmp_path, config)
+  assert figures == json.loads((tmp_path / train_reward_model.FIGURES_FILE).read_text())
   assert (figures["train_pairs"], figures["eval_pairs"], figures["steps"]) == (512, 96, 40)
   assert figures["accuracy"] > 0.9 and figures["accuracy"] > figures["accuracy_before"] + 0.2
   for kind in ("truncate", "repeat", "garble"):
@@ -81,4 +81,6 @@ def test_training_learns_a_held_out_preference_and_writes_a_loadable_reward_mode
 def test_batch_size_must_split_over_the_mesh(tmp_path):
   config = _training_config(batch_size=6)
   with pytest.raises(ValueError, match="batch_size=6 must be a multiple of data x fsdp = 4"):
-    train_job.run(config_lib.parse(config, num_devices=8), reward_config.parse_training(config), tmp_path)
+    train_reward_model.run(
+      config_lib.parse(config, num_devices=8), reward_config.parse_training(config), tmp_path
+    )

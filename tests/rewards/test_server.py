@@ -1,4 +1,4 @@
-"""Our reward server: protocol answers, auth, NaN as null, and the `python -m eva_jax.rewards.serve` command."""
+"""Our reward server: protocol answers, auth, NaN as null, and the `python -m eva_jax.jobs.serve_rewards` command."""
 
 import concurrent.futures
 import os
@@ -91,14 +91,14 @@ def test_serve_command_end_to_end_with_a_token(tmp_path):
   secret = "eva-serve-secret-9d27f3b1c5"
   env = dict(os.environ, EVA_TEST_SERVE_KEY=secret, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
-  command = [sys.executable, "-m", "eva_jax.rewards.serve", "--config=configs/quickstart.py", "--port=0"]
+  command = [sys.executable, "-m", "eva_jax.jobs.serve_rewards", "--config=configs/quickstart.py", "--port=0"]
   command += ["--api_key_env=EVA_TEST_SERVE_KEY", "--verbosity=0"]  # verbosity 0: request logs on
   proc = subprocess.Popen(
     command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
   )
   try:
     line = proc.stdout.readline()
-    assert line.startswith("eva_jax.rewards.serve: serving task rewards at http://127.0.0.1:"), line
+    assert line.startswith("eva_jax.jobs.serve_rewards: serving task rewards at http://127.0.0.1:"), line
     url = line.split(" at ")[1].strip()
     served = get_task("addition_lsb_exact")  # the quickstart config's reward task
     prompts = served.seed_prompts(5, 1)

@@ -14,12 +14,12 @@ from etils import epath
 import jax
 
 from eva_jax.loop import run_state
+from eva_jax.loop import setup
 from eva_jax.models import architectures
 from eva_jax.models import hf_export
 from eva_jax.models import hf_format
 from eva_jax.models import hf_import
 from eva_jax.models import params as params_lib
-from eva_jax.models import setup
 from eva_jax.models import tokenizer as tokenizer_lib
 
 

@@ -14,9 +14,9 @@ import transformers
 
 from configs import quickstart
 from eva_jax import config as config_lib
-from eva_jax import export_hf
+from eva_jax.jobs import export_hf
 from eva_jax.loop import run_state
-from eva_jax.models import setup
+from eva_jax.loop import setup
 from tests.hang_guard import HANG_GUARD_S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,6 +1,6 @@
 """Command line of the reward server: serve a task or reward-model source over HTTP.
 
-    python -m eva_jax.rewards.serve --config=configs/quickstart.py --host=0.0.0.0 --port=8000 \
+    python -m eva_jax.jobs.serve_rewards --config=configs/quickstart.py --host=0.0.0.0 --port=8000 \
         [--api_key_env=EVA_REWARD_KEY] [--config.reward.kind=model --config.reward.checkpoint=DIR]
 
 Prints `serving <kind> rewards at http://HOST:PORT/score` once it listens (port 0 picks a free
@@ -47,9 +47,11 @@ def main(argv):
     reward_cfg = reward_config.parse(_CONFIG.value)
     api_key = credentials.read_api_key(_API_KEY_ENV.value, "--api_key_env")
   except ValueError as e:  # ConfigError is a ValueError.
-    sys.exit(f"eva_jax.rewards.serve: invalid config: {e}")
+    sys.exit(f"eva_jax.jobs.serve_rewards: invalid config: {e}")
   if reward_cfg.kind == "remote":
-    sys.exit("eva_jax.rewards.serve: config.reward.kind is 'remote'; serve a task or model source instead")
+    sys.exit(
+      "eva_jax.jobs.serve_rewards: config.reward.kind is 'remote'; serve a task or model source instead"
+    )
   mesh = mesh_lib.make_mesh(dict(zip(mesh_lib.AXES, cfg.mesh.shape)))
   source = factory.make_reward_source(reward_cfg, mesh=mesh, rules=cfg.mesh.rules, progress=False)
   server = server_lib.make_server(
@@ -62,7 +64,7 @@ def main(argv):
     query_template=reward_cfg.query_template,
     nonfinite=reward_cfg.nonfinite,
   )
-  print(f"eva_jax.rewards.serve: serving {reward_cfg.kind} rewards at {server.url}", flush=True)
+  print(f"eva_jax.jobs.serve_rewards: serving {reward_cfg.kind} rewards at {server.url}", flush=True)
   try:
     server.serve_forever()
   except KeyboardInterrupt:

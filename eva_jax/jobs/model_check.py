@@ -14,10 +14,10 @@ import jax
 import numpy as np
 
 from eva_jax import config as config_lib
+from eva_jax.loop import setup
 from eva_jax.models import batching
 from eva_jax.models import logprobs
 from eva_jax.models import params as params_lib
-from eva_jax.models import setup
 from eva_jax.parallel import distributed
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition

@@ -6,9 +6,10 @@ import jax
 import numpy as np
 import pytest
 
+from eva_jax.jobs import train_base_model
+from eva_jax.models import base_model
 from eva_jax.models import params as params_lib
 from eva_jax.tasks import addition
-from eva_jax.tasks import base_model
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +38,12 @@ def test_recorded_table_has_the_frontier_the_curriculum_needs(record):
 
 
 def test_shipped_params_reproduce_the_recorded_table(record):
-  table, worst = base_model.check_shipped(record, num_samples=0)
+  table, worst = train_base_model.check_shipped(record, num_samples=0)
   assert worst <= base_model.TABLE_TOLERANCE, (table, record["table"])
 
 
 def test_the_rebuild_command_uses_the_recorded_recipe(record):
-  """`python -m eva_jax.tasks.base_model` trains `RECIPE`: it must be the recipe the asset came from."""
+  """`python -m eva_jax.jobs.train_base_model` trains `RECIPE`: it must be the recipe the asset came from."""
   assert dataclasses.asdict(base_model.RECIPE) == record["recipe"]
 
 
@@ -55,5 +56,5 @@ def test_recipe_overrides_are_typed_and_checked():
 
 def test_a_missing_asset_names_the_rebuild_command(tiny_model, mesh1, monkeypatch, tmp_path):
   monkeypatch.setattr(base_model, "PARAMS_PATH", tmp_path / "none.msgpack")
-  with pytest.raises(FileNotFoundError, match="python -m eva_jax.tasks.base_model"):
+  with pytest.raises(FileNotFoundError, match="python -m eva_jax.jobs.train_base_model"):
     base_model.load_params(tiny_model, params_lib.shardings_for(tiny_model, mesh1))

@@ -8,9 +8,9 @@ import pytest
 
 from eva_jax.models import architectures
 from eva_jax.models import params as params_lib
-from eva_jax.parallel import compile_check
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
+from eva_jax.scale import compile_check
 from eva_jax.solver import optim
 
 SIZES = compile_check.Sizes(

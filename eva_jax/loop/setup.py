@@ -5,11 +5,11 @@ import dataclasses
 import jax
 
 from eva_jax.models import architectures
+from eva_jax.models import base_model
 from eva_jax.models import params as params_lib
 from eva_jax.models import tokenizer as tokenizer_lib
 from eva_jax.parallel import mesh as mesh_lib
 from eva_jax.parallel import partition
-from eva_jax.tasks import base_model
 
 
 @dataclasses.dataclass(frozen=True)

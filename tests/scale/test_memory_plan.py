@@ -11,7 +11,7 @@ import pytest
 
 from configs import gemma2_9b
 from eva_jax.models import architectures
-from eva_jax.parallel import memory_plan
+from eva_jax.scale import memory_plan
 
 GEMMA2_9B_PARAMS = 9_242_164_736
 NORM_VALUES = 169 * 3584  # 4 per layer + the final norm, replicated on every device

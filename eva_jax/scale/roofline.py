@@ -1,7 +1,7 @@
 """Roofline estimates of a compiled program's time on a target chip, from XLA's own counts.
 
 `bench.scale_check` compiles each program of a run for a fake device mesh
-(`parallel.compile_check`); this module turns its per-device counts into what the program would
+(`scale.compile_check`); this module turns its per-device counts into what the program would
 take on real chips, before anyone pays for them:
 
     compute  = FLOPs / the chip's dense bf16 peak

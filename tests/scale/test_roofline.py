@@ -2,7 +2,7 @@
 
 import pytest
 
-from eva_jax.parallel import roofline
+from eva_jax.scale import roofline
 
 
 def test_each_phase_can_bound_the_step():
