@@ -59,7 +59,7 @@ def run_quickstart(config, workdir) -> dict:
 
   absl_logging.set_verbosity(absl_logging.ERROR)  # orbax and TFDS log every file they write
   cfg = config_lib.parse(config, jax.device_count())
-  return runner.run(cfg, cfg.loop, workdir, config_lib.flatten(config))
+  return runner.run(cfg, workdir, config_lib.flatten(config))
 
 
 def last_json(text: str) -> dict:

@@ -51,7 +51,7 @@ def test_config_file_validates(name):
 def test_paper_config_runs_one_tiny_round_with_runlocal(name, tmp_path):
   config = importlib.import_module(f"configs.{name}").get_config("runlocal")
   cfg = config_lib.parse(config, jax.device_count())
-  summary = runner.run(cfg, cfg.loop, tmp_path, config_lib.flatten(config))
+  summary = runner.run(cfg, tmp_path, config_lib.flatten(config))
   assert len(pool_lib.Pool(tmp_path / "pool").generations()) >= 2  # the creator ran
   assert "eval/reward" in summary["rounds"][-1]["eval"]
 

@@ -11,7 +11,7 @@ from eva_jax.parallel import distributed
 def run(cfg, workdir, flat_config: dict, *, force: bool = False) -> dict:
   """Runs (or resumes) the run (`loop.runner.run`), prints the report; returns the summary."""
   workdir = epath.Path(workdir)
-  summary = runner.run(cfg, cfg.loop, workdir, flat_config, force=force)
+  summary = runner.run(cfg, workdir, flat_config, force=force)
   distributed.report(run_report.final_report(workdir, cfg.pool.dir, summary["seconds"]))
   distributed.report(headline_lib.describe(summary["headline"]))
   return summary

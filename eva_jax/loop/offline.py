@@ -12,11 +12,14 @@ so a round redone after a crash makes the same pool generation and pairs; a pool
 was already committed before the crash is read back instead of written again.
 """
 
+from collections.abc import Callable
 import dataclasses
 import math
 import time
 
 from absl import logging
+import flax.linen as nn
+from gemma import gm
 import jax
 import numpy as np
 
@@ -27,29 +30,35 @@ from eva_jax.creator import informativeness
 from eva_jax.creator import pool as pool_lib
 from eva_jax.creator import records as records_lib
 from eva_jax.creator import selection
+from eva_jax.creator.evolvers import protocol as evolver_protocol
+from eva_jax.loop import config as loop_config
 from eva_jax.loop import metrics as metrics_lib
 from eva_jax.loop import pairs as pairs_lib
 from eva_jax.loop import preemption
 from eva_jax.loop import responses as responses_lib
 from eva_jax.loop import training
+from eva_jax.rewards import base as reward_base
 from eva_jax.sampling import sampler
 
 
 @dataclasses.dataclass(frozen=True)
 class RoundContext:
-  """Everything a round needs that does not change between rounds."""
+  """Everything a round (or an online step) needs that does not change between rounds."""
 
-  cfg: object  # eva_jax.config.RunConfig
-  loop: object  # eva_jax.loop.config.LoopConfig
-  model: object
-  tokenizer: object
-  mesh: object
-  param_shardings: object
-  reward_source: object
-  evolver: object
+  cfg: object  # eva_jax.config.RunConfig (a layer above the loop: typed by name only)
+  model: nn.Module  # a gemma library Transformer (Gemma 2, 3 or 4)
+  tokenizer: gm.text.Tokenizer
+  mesh: jax.sharding.Mesh
+  param_shardings: object  # pytree of jax.sharding.NamedSharding, the params' layout
+  reward_source: reward_base.RewardSource
+  evolver: evolver_protocol.Evolver
   pool: pool_lib.Pool
-  on_metrics: object  # (step, dict) -> None for training-step metrics
+  on_metrics: Callable[[int, dict], object]  # (step, metrics) for every training step
   stop: preemption.Preemption = dataclasses.field(default_factory=preemption.Preemption)  # SIGTERM flag
+
+  @property
+  def loop(self) -> loop_config.LoopConfig:
+    return self.cfg.loop
 
   def count_tokens(self, text: str) -> int:
     """Tokens of `text` (what the creator's length filter counts)."""

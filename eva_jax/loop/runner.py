@@ -1,6 +1,6 @@
 """A whole eva run: seed pool, SFT warm start, offline rounds or online steps, evaluation, resume.
 
-`run(cfg, loop_cfg, workdir, flat_config)` is what `python -m eva_jax.main --mode=train` calls
+`run(cfg, workdir, flat_config)` is what `python -m eva_jax.main --mode=train` calls
 (through eva_jax/jobs/train.py, which prints the end-of-run report). A
 workdir that already holds a run resumes it from its last checkpoint (the end of a round offline;
 every `checkpoint_every_steps` online), refusing a config that differs in a pinned field
@@ -84,7 +84,6 @@ def _line(label: str, stats: dict, evaluation: dict) -> str:
 
 def run(
   cfg,
-  loop,
   workdir: epath.PathLike,
   flat_config: dict,
   *,
@@ -99,7 +98,8 @@ def run(
   if stop is None:
     stop = preemption_lib.Preemption()
     with stop.installed():
-      return run(cfg, loop, workdir, flat_config, force=force, stop=stop)
+      return run(cfg, workdir, flat_config, force=force, stop=stop)
+  loop = cfg.loop
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
@@ -226,7 +226,6 @@ def _run(cfg, loop, workdir, flat_config, force, stop, parts: _Parts):
   progress = {"round": meta["round"], "train_steps": meta.get("train_steps", 0)}
   ctx = offline.RoundContext(
     cfg=cfg,
-    loop=loop,
     model=solver.model,
     tokenizer=solver.tokenizer,
     mesh=solver.mesh,

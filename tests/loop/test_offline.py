@@ -51,7 +51,7 @@ def stack():
 def run_arm(stack, tmp_path, monkeypatch, prompts: str, rehearse: bool = False):
   """Runs round 1 of arm `prompts`; returns (stats, [old, new] ScoredResponses, trained triples, pool)."""
   cfg, solver, rewards, seeds = stack
-  loop = dataclasses.replace(cfg.loop, prompts=prompts, rehearse=rehearse)
+  cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, prompts=prompts, rehearse=rehearse))
   pool = pool_lib.Pool(tmp_path / "pool")
   pool.write_generation(0, seeds)
   scored, trained = [], []
@@ -69,7 +69,6 @@ def run_arm(stack, tmp_path, monkeypatch, prompts: str, rehearse: bool = False):
   monkeypatch.setattr(training, "preference_epochs", epochs)
   ctx = offline.RoundContext(
     cfg=cfg,
-    loop=loop,
     model=solver.model,
     tokenizer=solver.tokenizer,
     mesh=solver.mesh,
@@ -162,7 +161,6 @@ def test_a_redone_round_reads_its_committed_generation_back(stack, tmp_path, mon
   cfg, solver, rewards, seeds = stack
   ctx = offline.RoundContext(
     cfg=cfg,
-    loop=cfg.loop,
     model=solver.model,
     tokenizer=solver.tokenizer,
     mesh=solver.mesh,

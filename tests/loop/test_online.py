@@ -27,7 +27,7 @@ def _run(workdir, steps, **overrides):
   config.solver.batch_size = 16  # 4 prompts x k=4
   config_lib.override(config, overrides)
   cfg = config_lib.parse(config, jax.device_count())
-  return runner.run(cfg, cfg.loop, workdir, config_lib.flatten(config))
+  return runner.run(cfg, workdir, config_lib.flatten(config))
 
 
 def test_online_steps_evolve_the_pool_and_resume(tmp_path):

@@ -49,7 +49,7 @@ def test_sigterm_sets_the_flag_instead_of_killing_and_the_old_handler_comes_back
 def _run_here(workdir):
   config = config_lib.override(quickstart_rloo.get_config(), OVERRIDES)
   cfg = config_lib.parse(config, jax.device_count())
-  runner.run(cfg, cfg.loop, workdir, config_lib.flatten(config))
+  runner.run(cfg, workdir, config_lib.flatten(config))
 
 
 def _final(workdir):

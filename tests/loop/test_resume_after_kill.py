@@ -34,7 +34,7 @@ def _config():
 def _run_here(workdir):
   config = _config()
   cfg = config_lib.parse(config, jax.device_count())
-  runner.run(cfg, cfg.loop, workdir, config_lib.flatten(config))
+  runner.run(cfg, workdir, config_lib.flatten(config))
 
 
 def _final(workdir):

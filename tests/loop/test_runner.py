@@ -40,7 +40,7 @@ def _config(**overrides):
 def _run(workdir, **overrides):
   config = _config(**overrides)
   cfg = config_lib.parse(config, jax.device_count())
-  return runner.run(cfg, cfg.loop, workdir, config_lib.flatten(config))
+  return runner.run(cfg, workdir, config_lib.flatten(config))
 
 
 @pytest.fixture(scope="module")

@@ -305,7 +305,7 @@ def test_a_tiny_eva_round_scored_by_the_stub(stub, tmp_path, protocol, handler, 
     },
   )
   cfg = config_lib.parse(config, jax.device_count())
-  summary = runner.run(cfg, cfg.loop, tmp_path / "run", config_lib.flatten(config))
+  summary = runner.run(cfg, tmp_path / "run", config_lib.flatten(config))
   stats = summary["rounds"][1]["stats"]
   scored = [b for b in server.bodies]
   sent_prompts = (
