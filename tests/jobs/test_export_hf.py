@@ -19,7 +19,7 @@ from eva_jax.loop import run_state
 from eva_jax.loop import setup
 from tests.hang_guard import HANG_GUARD_S
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 
 @pytest.fixture(scope="module")
