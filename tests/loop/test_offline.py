@@ -48,6 +48,20 @@ def stack():
   rewards.close()
 
 
+def context(cfg, solver, rewards, pool) -> offline.RoundContext:
+  return offline.RoundContext(
+    cfg=cfg,
+    model=solver.model,
+    tokenizer=solver.tokenizer,
+    mesh=solver.mesh,
+    param_shardings=solver.shardings,
+    reward_source=rewards,
+    evolver=evolver_factory.build_evolver(cfg.creator),
+    pool=pool,
+    on_metrics=lambda i, m: None,
+  )
+
+
 def run_arm(stack, tmp_path, monkeypatch, prompts: str, rehearse: bool = False):
   """Runs round 1 of arm `prompts`; returns (stats, [old, new] ScoredResponses, trained triples, pool)."""
   cfg, solver, rewards, seeds = stack
@@ -67,17 +81,7 @@ def run_arm(stack, tmp_path, monkeypatch, prompts: str, rehearse: bool = False):
 
   monkeypatch.setattr(offline, "_score", score)
   monkeypatch.setattr(training, "preference_epochs", epochs)
-  ctx = offline.RoundContext(
-    cfg=cfg,
-    model=solver.model,
-    tokenizer=solver.tokenizer,
-    mesh=solver.mesh,
-    param_shardings=solver.shardings,
-    reward_source=rewards,
-    evolver=evolver_factory.build_evolver(cfg.creator),
-    pool=pool,
-    on_metrics=lambda i, m: None,
-  )
+  ctx = context(cfg, solver, rewards, pool)
   _, generation, stats = offline.run_round(ctx, solver.params, 1, 0)
   return stats, scored, trained, pool, generation
 
@@ -159,17 +163,7 @@ def test_a_redone_round_reads_its_committed_generation_back(stack, tmp_path, mon
   children = [r for r in pool.read_generation(1) if r.generation == 1]
   monkeypatch.undo()
   cfg, solver, rewards, seeds = stack
-  ctx = offline.RoundContext(
-    cfg=cfg,
-    model=solver.model,
-    tokenizer=solver.tokenizer,
-    mesh=solver.mesh,
-    param_shardings=solver.shardings,
-    reward_source=rewards,
-    evolver=evolver_factory.build_evolver(cfg.creator),
-    pool=pool,
-    on_metrics=lambda i, m: None,
-  )
+  ctx = context(cfg, solver, rewards, pool)
   _, generation, again = offline.run_round(ctx, solver.params, 1, 0)
   assert generation == 1 and pool.generations() == [0, 1]
   assert again["creator/reused"] == 1.0 and "creator/reused" not in first
