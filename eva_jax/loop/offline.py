@@ -14,6 +14,7 @@ was already committed before the crash is read back instead of written again.
 
 from collections.abc import Callable
 import dataclasses
+import functools
 import math
 import time
 
@@ -153,16 +154,37 @@ def _fresh(ctx: RoundContext, records, scored, generation: int, rng: np.random.G
   return kept + children, stats
 
 
-# The arms whose round writes a new pool generation: loop.prompts -> its creator step.
-MAKE_GENERATION = {"evolve": _evolved, "fresh": _fresh}
+@dataclasses.dataclass(frozen=True)
+class Scored:
+  """A round's pool generation as the arms see it: scored, with its best-vs-worst pairs."""
+
+  round_index: int
+  generation: int
+  records: list  # [PromptRecord] of pool generation `generation`
+  responses: responses_lib.ScoredResponses  # n responses per record, with rewards
+  pairs: pairs_lib.Pairs  # best-vs-worst (plus rehearsal) pairs over `responses`
 
 
-def _informative_subset(ctx: RoundContext, records, scored, rng: np.random.Generator) -> np.ndarray:
-  """The "informative subset, no evolving" ablation: the prompts the creator would have evolved."""
-  updated = records_lib.with_stats(records, scored.rewards, None, ctx.cfg.creator.info_metric)
-  weights = informativeness.normalise(records_lib.info_scores(updated))
-  k = selection.num_selected(int(np.isfinite(weights).sum()), ctx.cfg.creator.sample_frac)
-  return selection.select(weights, k, ctx.cfg.creator.selection, rng)
+@dataclasses.dataclass(frozen=True)
+class Streams:
+  """The round's random streams: creator draws apart from the pair mix, so a resumed round that reads
+  its pool generation back (no creator draws) still mixes the same pairs."""
+
+  key: jax.Array  # sampling key of the round
+  creator: np.random.Generator
+  mix: np.random.Generator
+
+
+@dataclasses.dataclass(frozen=True)
+class ArmResult:
+  """What an arm hands the solver: the pairs to train on, by id, and where the pool goes next."""
+
+  prompt_ids: list[str]
+  chosen_ids: list[str]
+  rejected_ids: list[str]
+  next_generation: int
+  old_pairs: int  # pairs from the round's own pool generation that the arm kept
+  stats: dict
 
 
 def _pair_ids(scored: responses_lib.ScoredResponses, pairs: pairs_lib.Pairs):
@@ -173,78 +195,116 @@ def _pair_ids(scored: responses_lib.ScoredResponses, pairs: pairs_lib.Pairs):
   )
 
 
+def _static(ctx: RoundContext, params, pool: Scored, streams: Streams, times) -> ArmResult:
+  """Creator off: train on the pool generation's own pairs; the pool never changes."""
+  return ArmResult(*_pair_ids(pool.responses, pool.pairs), pool.generation, len(pool.pairs), {})
+
+
+def _subset(ctx: RoundContext, params, pool: Scored, streams: Streams, times) -> ArmResult:
+  """The "informative subset, no evolving" ablation: the pairs of the prompts the creator would evolve."""
+  updated = records_lib.with_stats(pool.records, pool.responses.rewards, None, ctx.cfg.creator.info_metric)
+  weights = informativeness.normalise(records_lib.info_scores(updated))
+  k = selection.num_selected(int(np.isfinite(weights).sum()), ctx.cfg.creator.sample_frac)
+  chosen = set(selection.select(weights, k, ctx.cfg.creator.selection, streams.creator).tolist())
+  kept = pool.pairs.take(np.array([i for i, p in enumerate(pool.pairs.prompt) if p in chosen], int))
+  ids = _pair_ids(pool.responses, kept)
+  return ArmResult(*ids, pool.generation, len(kept), {"round/subset_prompts": len(chosen)})
+
+
+def _evolving(make, ctx: RoundContext, params, pool: Scored, streams: Streams, times) -> ArmResult:
+  """Write pool generation t+1 with `make` (or read it back), score its new prompts, mix the pairs."""
+  generation = pool.generation + 1
+  committed = ctx.pool.commit(
+    generation, lambda: make(ctx, pool.records, pool.responses, generation, streams.creator), times
+  )
+  children = committed.new(generation)
+  stats = committed.stats | ({"creator/reused": 1.0} if committed.reused else {})
+  ids = _pair_ids(pool.responses, pool.pairs)
+  if children:
+    where = f"round {pool.round_index} (redone on resume)"
+    ctx.stop.check(where)
+    new = _score(ctx, params, children, jax.random.fold_in(streams.key, 1), times)
+    with times("pool_io"):  # the pool keeps the new prompts' first scores with their generation
+      ctx.pool.write_scores(
+        generation, records_lib.with_stats(children, new.rewards, None, ctx.cfg.creator.info_metric)
+      )
+    ctx.stop.check(where)
+    new_pairs = pairs_lib.best_vs_worst(new.rewards, ctx.loop.min_gap, ctx.loop.min_chosen_reward)
+    new_idx, old_idx = pairs_lib.mix(len(new_pairs), len(pool.pairs), ctx.loop.old_fraction, streams.mix)
+    ids = tuple(
+      a + b
+      for a, b in zip(
+        _pair_ids(new, new_pairs.take(new_idx)), _pair_ids(pool.responses, pool.pairs.take(old_idx))
+      )
+    )
+    stats |= {
+      "round/new_prompt_reward_mean": float(np.nanmean(new.rewards)),
+      "round/new_pairs": len(new_pairs),
+      # Evolution yield in the creator's own terms: children with a reward spread to learn from.
+      "round/new_prompts_informative": float(np.mean(np.nanmax(new.rewards, 1) > np.nanmin(new.rewards, 1))),
+    }
+  return ArmResult(*ids, generation, len(pool.pairs), stats)
+
+
+# loop.prompts -> the arm: what the round trains on and whether it writes a pool generation.
+ARMS = {
+  "evolve": functools.partial(_evolving, _evolved),
+  "fresh": functools.partial(_evolving, _fresh),
+  "static": _static,
+  "subset": _subset,
+}
+
+
+def _pool_stats(rewards: np.ndarray) -> dict:
+  return {
+    "round/pool_size": len(rewards),
+    "round/reward_mean": float(np.nanmean(rewards)),
+    "round/reward_max": float(np.nanmax(rewards)),
+    "round/reward_min": float(np.nanmin(rewards)),
+    "round/zero_variance_prompts": float(np.mean(np.nanmax(rewards, 1) == np.nanmin(rewards, 1))),
+  }
+
+
+def _capped(arm: ArmResult, max_pairs: int, rng: np.random.Generator):
+  """The arm's pair ids, at most `max_pairs` of them (a uniform draw keeping their order)."""
+  ids = (arm.prompt_ids, arm.chosen_ids, arm.rejected_ids)
+  if not max_pairs or len(arm.prompt_ids) <= max_pairs:
+    return ids
+  keep = np.sort(rng.choice(len(arm.prompt_ids), max_pairs, replace=False))
+  return tuple([x[i] for i in keep] for x in ids)
+
+
 def run_round(ctx: RoundContext, params, round_index: int, generation: int):
   """Runs round `round_index` from pool generation `generation`; returns (params, next generation, stats)."""
   start = time.perf_counter()
   seed = ctx.cfg.seed
-  key = jax.random.fold_in(jax.random.key(seed), round_index)
-  # Separate streams: a resumed round that reads its pool generation back (no creator draws) must
-  # still mix the same pairs.
-  creator_rng, mix_rng = (np.random.default_rng([seed, round_index, stream]) for stream in (0, 1))
+  streams = Streams(
+    jax.random.fold_in(jax.random.key(seed), round_index),
+    *(np.random.default_rng([seed, round_index, stream]) for stream in (0, 1)),
+  )
   times = metrics_lib.PhaseTimes()
+  # 1. Sample n responses for every prompt of pool_t and score them.
   with times("pool_io"):
     records = ctx.pool.read_generation(generation)
-  old = _score(ctx, params, records, jax.random.fold_in(key, 0), times)
-  where = f"round {round_index} (redone on resume)"
-  ctx.stop.check(where)
-  stats = {
-    "round/pool_size": len(records),
-    "round/reward_mean": float(np.nanmean(old.rewards)),
-    "round/reward_max": float(np.nanmax(old.rewards)),
-    "round/reward_min": float(np.nanmin(old.rewards)),
-    "round/zero_variance_prompts": float(np.mean(np.nanmax(old.rewards, 1) == np.nanmin(old.rewards, 1))),
-    "round/dropped_responses": old.num_dropped,
-  }
-  old_pairs = pairs_lib.best_vs_worst(old.rewards, ctx.loop.min_gap, ctx.loop.min_chosen_reward)
+  old = _score(ctx, params, records, jax.random.fold_in(streams.key, 0), times)
+  ctx.stop.check(f"round {round_index} (redone on resume)")
+  stats = _pool_stats(old.rewards) | {"round/dropped_responses": old.num_dropped}
+  # 2. Best-vs-worst pairs (and the rehearsal pairs of mastered prompts).
+  pairs = pairs_lib.best_vs_worst(old.rewards, ctx.loop.min_gap, ctx.loop.min_chosen_reward)
   if ctx.loop.rehearse:
     rehearsed = pairs_lib.rehearsal(old.rewards, ctx.loop.min_chosen_reward)
-    old_pairs = pairs_lib.concat(old_pairs, rehearsed)
+    pairs = pairs_lib.concat(pairs, rehearsed)
     stats["round/rehearsal_pairs"] = len(rehearsed)
-  prompt_ids, chosen_ids, rejected_ids = _pair_ids(old, old_pairs)
-  next_generation = generation
-  if ctx.loop.prompts == "subset":
-    chosen = set(_informative_subset(ctx, records, old, creator_rng).tolist())
-    old_pairs = old_pairs.take(np.array([i for i, p in enumerate(old_pairs.prompt) if p in chosen], int))
-    prompt_ids, chosen_ids, rejected_ids = _pair_ids(old, old_pairs)
-    stats["round/subset_prompts"] = len(chosen)
-  elif ctx.loop.prompts in ("evolve", "fresh"):
-    next_generation = generation + 1
-    make = MAKE_GENERATION[ctx.loop.prompts]
-    committed = ctx.pool.commit(
-      next_generation, lambda: make(ctx, records, old, next_generation, creator_rng), times
-    )
-    children = committed.new(next_generation)
-    creator_stats = committed.stats | ({"creator/reused": 1.0} if committed.reused else {})
-    stats |= creator_stats
-    if children:
-      ctx.stop.check(where)
-      new = _score(ctx, params, children, jax.random.fold_in(key, 1), times)
-      with times("pool_io"):  # the pool keeps the new prompts' first scores with their generation
-        ctx.pool.write_scores(
-          next_generation, records_lib.with_stats(children, new.rewards, None, ctx.cfg.creator.info_metric)
-        )
-      ctx.stop.check(where)
-      new_pairs = pairs_lib.best_vs_worst(new.rewards, ctx.loop.min_gap, ctx.loop.min_chosen_reward)
-      new_idx, old_idx = pairs_lib.mix(len(new_pairs), len(old_pairs), ctx.loop.old_fraction, mix_rng)
-      n_p, n_c, n_r = _pair_ids(new, new_pairs.take(new_idx))
-      o_p, o_c, o_r = _pair_ids(old, old_pairs.take(old_idx))
-      prompt_ids, chosen_ids, rejected_ids = n_p + o_p, n_c + o_c, n_r + o_r
-      stats |= {
-        "round/new_prompt_reward_mean": float(np.nanmean(new.rewards)),
-        "round/new_pairs": len(new_pairs),
-        # Evolution yield in the creator's own terms: children with a reward spread to learn from.
-        "round/new_prompts_informative": float(
-          np.mean(np.nanmax(new.rewards, 1) > np.nanmin(new.rewards, 1))
-        ),
-      }
-  if ctx.loop.max_train_pairs and len(prompt_ids) > ctx.loop.max_train_pairs:
-    keep = np.sort(mix_rng.choice(len(prompt_ids), ctx.loop.max_train_pairs, replace=False))
-    prompt_ids, chosen_ids, rejected_ids = (
-      [x[i] for i in keep] for x in (prompt_ids, chosen_ids, rejected_ids)
-    )
-  stats["round/old_pairs"] = len(old_pairs)
+  # 3. The arm: eva selects informative prompts, evolves them into pool_{t+1}, scores and mixes.
+  arm = ARMS[ctx.loop.prompts](
+    ctx, params, Scored(round_index, generation, records, old, pairs), streams, times
+  )
+  stats |= arm.stats
+  prompt_ids, chosen_ids, rejected_ids = _capped(arm, ctx.loop.max_train_pairs, streams.mix)
+  stats["round/old_pairs"] = arm.old_pairs
   stats["round/train_pairs"] = len(prompt_ids)
   stats["round/train_steps"] = 0  # optimizer steps this round
+  # 4. Preference epochs against the reference (the params the round starts from).
   if not prompt_ids:
     logging.warning("round %d: no prompt has any reward spread; no training this round", round_index)
   else:
@@ -272,4 +332,4 @@ def run_round(ctx: RoundContext, params, round_index: int, generation: int):
   stats |= times.stats()
   stats["round/sampler_tokens_per_s"] = tokens / max(times.seconds["sample"], 1e-9)
   stats["round/seconds"] = time.perf_counter() - start
-  return params, next_generation, stats
+  return params, arm.next_generation, stats

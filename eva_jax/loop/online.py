@@ -10,17 +10,16 @@ per-prompt rewards update that prompt's statistics and informativeness for free.
 
 import dataclasses
 import functools
-import math
 import time
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from eva_jax.creator import informativeness
 from eva_jax.creator import records as records_lib
 from eva_jax.loop import offline
+from eva_jax.loop import online_state
 from eva_jax.loop import responses as responses_lib
 from eva_jax.models import batching
 from eva_jax.solver import nonfinite
@@ -107,57 +106,13 @@ def _score_step(ctx, params, records, idx, key, k):
   )
 
 
-def abstract_state(state_shardings, optimizer, params):
-  """Restore target of the online TrainState: shapes and dtypes of a fresh state, in its shardings."""
-  shapes = jax.eval_shape(
-    lambda p: train_state.TrainState(
-      step=jnp.zeros((), jnp.int32),
-      total_steps=jnp.zeros((), jnp.int32),
-      params=p,
-      opt_state=optimizer.init(train_state.as_float32(p)),
-      ref_params=p,
-    ),
-    params,
-  )
-  return jax.tree.map(
-    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), shapes, state_shardings
-  )
-
-
-def pool_stats(records) -> list[list[float | None]]:
-  """The reward statistics of `records` (STAT_FIELDS per record, None for NaN) for a checkpoint's metadata."""
-  return [
-    [None if math.isnan(v) else v for v in (getattr(r, f) for f in records_lib.STAT_FIELDS)] for r in records
-  ]
-
-
-def with_pool_stats(records, stats) -> list:
-  """`records` with the statistics `pool_stats` saved; the step-by-step scores a resumed run continues from."""
-  if len(stats) != len(records):
-    raise ValueError(
-      f"checkpointed pool statistics cover {len(stats)} prompts, the pool generation {len(records)}"
-    )
-  fields = records_lib.STAT_FIELDS
-  return [
-    dataclasses.replace(r, **{f: math.nan if v is None else v for f, v in zip(fields, row)})
-    for r, row in zip(records, stats)
-  ]
-
-
-def checkpoint_target(cfg, param_shardings, mesh, params):
-  """The abstract train state (shapes, dtypes, shardings) an online checkpoint restores into."""
-  optimizer = optim.make_optimizer(cfg.solver.optimizer)
-  shardings = train_state.state_shardings(optimizer, param_shardings, mesh, with_ref=True)
-  return abstract_state(shardings, optimizer, params)
-
-
 def run_online(
   ctx, params, *, start_step: int, generation: int, restore=None, on_step=None, stats_restored=None
 ):
   """RLOO steps `start_step .. loop.steps - 1`; returns (params, generation, last step stats).
 
   `restore(abstract_state) -> TrainState` resumes a checkpointed state (params, optimizer moments,
-  step and the reference) and `stats_restored` the pool's per-prompt scores at that step (`pool_stats`);
+  step and the reference) and `stats_restored` the pool's per-prompt scores at that step (`online_state.pool_stats`);
   without them the state starts fresh from `params`, which are also the reference.
   `on_step(step, state, generation, stats, records)` is called after every step.
   """
@@ -168,7 +123,7 @@ def run_online(
   optimizer = optim.make_optimizer(cfg.solver.optimizer)
   shardings = train_state.state_shardings(optimizer, ctx.param_shardings, ctx.mesh, with_ref=True)
   if restore is not None:
-    state = restore(abstract_state(shardings, optimizer, params))
+    state = restore(online_state.abstract_state(shardings, optimizer, params))
   else:
     state = train_state.create_train_state(params, optimizer, shardings, total_steps=total, ref_params=params)
   settings = steps.StepSettings(
@@ -182,7 +137,7 @@ def run_online(
   rloo_step = steps.make_rloo_step(settings, cfg.solver.rloo)
   records = ctx.pool.read_generation(generation)
   if stats_restored is not None:
-    records = with_pool_stats(records, stats_restored)
+    records = online_state.with_pool_stats(records, stats_restored)
   # Counts from the resumed step: a resume after a stop on non-finite steps retries them.
   guard = nonfinite.NonfiniteGuard(cfg.solver.max_nonfinite_steps, "RLOO steps (optimizer updates)")
   stats, sampled_tokens = {}, 0  # tokens sampled by this process's steps (restarts count from 0)

@@ -27,6 +27,7 @@ from eva_jax.loop import evaluator as evaluator_lib
 from eva_jax.loop import metrics as metrics_lib
 from eva_jax.loop import offline
 from eva_jax.loop import online
+from eva_jax.loop import online_state
 from eva_jax.loop import preemption as preemption_lib
 from eva_jax.loop import resume
 from eva_jax.loop import run_state
@@ -192,7 +193,7 @@ def _run(cfg, loop, workdir, flat_config, force, stop, parts: _Parts):
     # Online checkpoints hold the whole train state; offline rounds and the warm start params only.
     target = lambda meta: (
       flax.serialization.to_state_dict(
-        online.checkpoint_target(cfg, solver.shardings, solver.mesh, solver.params)
+        online_state.checkpoint_target(cfg, solver.shardings, solver.mesh, solver.params)
       )
       if meta.get("step")
       else run_state.abstract_like(solver.params)
@@ -311,7 +312,7 @@ def _online(ctx, params, meta, restored, checkpoints, writer, summary, evaluator
           "step": step + 1,
           "generation": generation,
           "config": meta["config"],
-          "pool_stats": online.pool_stats(records),
+          "pool_stats": online_state.pool_stats(records),
         },
       )
     if (step + 1) % 10 == 0:
